@@ -1,0 +1,45 @@
+"""tlcourse: the companion package of the transfer-learning course.
+
+Use it as ``import tlcourse as tl``. Importing it does nothing but define names: no seeding,
+no device probing, no file access. Read any helper with ``tl.helper??`` in a notebook.
+"""
+from .data import (
+    ELPV,
+    dataset_fingerprint,
+    elpv_split,
+    load_elpv,
+    load_image_folder,
+    per_class_subset,
+    validation_split,
+)
+from .evaluate import classification_metrics, format_metrics
+from .features import cache_size, clear_cache, extract_features, forward_stages
+from .models import (
+    AssetError,
+    SmallCNN,
+    StagedModel,
+    classify_imagenet,
+    count_parameters,
+    fingerprint,
+    freeze,
+    freeze_until,
+    head,
+    imagenet_classes,
+    iter_batchnorm,
+    load_backbone,
+    param_groups,
+    parameters_per_stage,
+    preprocess,
+    replace_head,
+    split_at,
+    stage_names,
+    stages,
+    unfreeze,
+)
+from .plots import plot_confusion_matrix, plot_history, show_images
+from .train import History, fit, predict, tensor_loader
+from .utils import Timer, cache_dir, device, seed_everything, torch_threads
+
+__version__ = "0.1.0"
+
+__all__ = [name for name in dir() if not name.startswith("_")]

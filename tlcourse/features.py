@@ -1,0 +1,121 @@
+"""Feature extraction with a disk cache: pay for the frozen backbone once (lessons 02-05)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .data import dataset_fingerprint
+from .models import fingerprint, stages
+from .utils import cache_dir, device as default_device
+
+FINAL = "features"  # the pooled output of the last stage before the classifier
+
+
+def _resolve_layers(model: nn.Module, layers: Sequence[str]) -> list[str]:
+    names = list(stages(model))
+    final = names[-2]  # the stage that feeds the classifier
+    resolved = [final if layer == FINAL else layer for layer in layers]
+    for layer in resolved:
+        if layer not in names:
+            raise ValueError(f"Unknown layer {layer!r}; use {FINAL!r} or one of {', '.join(names)}.")
+    return resolved
+
+
+def forward_stages(model: nn.Module, x: torch.Tensor, layers: Sequence[str], pool: bool) -> dict[str, torch.Tensor]:
+    """Run ``model`` stage by stage, keeping the outputs of ``layers`` and stopping after the last."""
+    wanted, out = set(layers), {}
+    for name, part in stages(model).items():
+        x = part(x)
+        if name in wanted:
+            out[name] = x.mean(dim=(2, 3)) if pool and x.ndim == 4 else x
+            if len(out) == len(wanted):
+                break
+    return out
+
+
+def _cache_path(key: str) -> Path:
+    return cache_dir() / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
+
+
+def _atomic_save(obj, path: Path) -> None:
+    """Write to a temporary file next to ``path``, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def extract_features(
+    model: nn.Module,
+    dataset,
+    layer: str | Sequence[str] = FINAL,
+    pool: bool = True,
+    batch_size: int = 64,
+    cache: bool = True,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+):
+    """Run a frozen ``model`` over ``dataset`` once and return its features, in dataset order.
+
+    ``layer="features"`` gives the pooled input of the classifier (1280 numbers per image for
+    EfficientNet-Lite0). A stage name (``"stage5"``) gives that stage's output: pooled to one
+    vector per image, or the full activation map with ``pool=False`` (to fine-tune the stages
+    above it, lesson 03). A list of layers returns a dict. Results are cached on disk under
+    :func:`tlcourse.cache_dir`, keyed by the weights, the dataset and its transform, and the layers.
+    """
+    layers = [layer] if isinstance(layer, str) else list(layer)
+    resolved = _resolve_layers(model, layers)
+    key = "|".join([fingerprint(model), dataset_fingerprint(dataset) if cache else "", ",".join(resolved), str(pool)])
+    path = _cache_path(key)
+    if cache and path.is_file():
+        try:
+            result = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # a damaged entry is recomputed, never trusted
+            result = None
+        if isinstance(result, dict) and set(result) == set(resolved):
+            return result[resolved[0]] if isinstance(layer, str) else {l: result[r] for l, r in zip(layers, resolved)}
+
+    device = torch.device(device) if device is not None else default_device()
+    was_training = model.training
+    model.eval().to(device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in resolved}
+    with torch.inference_mode():
+        for images, _ in tqdm(loader, desc="Extracting features", unit="batch", disable=not progress):
+            outputs = forward_stages(model, images.to(device), resolved, pool)
+            for name in resolved:
+                chunks[name].append(outputs[name].float().cpu())
+    model.train(was_training)
+    result = {name: torch.cat(parts) for name, parts in chunks.items()}
+    if cache:
+        _atomic_save(result, path)
+    return result[resolved[0]] if isinstance(layer, str) else {l: result[r] for l, r in zip(layers, resolved)}
+
+
+def clear_cache() -> int:
+    """Delete every cached feature file; returns how many bytes were freed."""
+    folder = cache_dir() / "features"
+    freed = 0
+    for path in folder.glob("*.pt") if folder.is_dir() else []:
+        freed += path.stat().st_size
+        path.unlink()
+    return freed
+
+
+def cache_size() -> int:
+    """Bytes used by the feature cache."""
+    folder = cache_dir() / "features"
+    return sum(p.stat().st_size for p in folder.glob("*.pt")) if folder.is_dir() else 0
