@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from filelock import FileLock
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -80,29 +81,44 @@ def extract_features(
     resolved = _resolve_layers(model, layers)
     key = "|".join([fingerprint(model), dataset_fingerprint(dataset) if cache else "", ",".join(resolved), str(pool)])
     path = _cache_path(key)
-    if cache and path.is_file():
-        try:
-            result = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # a damaged entry is recomputed, never trusted
-            result = None
-        if isinstance(result, dict) and set(result) == set(resolved):
-            return result[resolved[0]] if isinstance(layer, str) else {l: result[r] for l, r in zip(layers, resolved)}
+    if not cache:
+        result = _extract(model, dataset, resolved, pool, batch_size, device, progress)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One process computes an entry while the others wait for it: pay for extraction once.
+        with FileLock(str(path) + ".lock"):
+            result = _load(path, resolved)
+            if result is None:
+                result = _extract(model, dataset, resolved, pool, batch_size, device, progress)
+                _atomic_save(result, path)
+    return result[resolved[0]] if isinstance(layer, str) else {l: result[r] for l, r in zip(layers, resolved)}
 
+
+def _load(path: Path, layers: list[str]) -> dict | None:
+    """A cached entry, or None when it is missing or damaged (then it is recomputed, never trusted)."""
+    if not path.is_file():
+        return None
+    try:
+        result = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    return result if isinstance(result, dict) and set(result) == set(layers) else None
+
+
+def _extract(model, dataset, layers, pool, batch_size, device, progress) -> dict[str, torch.Tensor]:
+    """Run the frozen model over the dataset in batches, keeping the outputs of ``layers``."""
     device = torch.device(device) if device is not None else default_device()
     was_training = model.training
     model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in resolved}
+    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     with torch.inference_mode():
         for images, _ in tqdm(loader, desc="Extracting features", unit="batch", disable=not progress):
-            outputs = forward_stages(model, images.to(device), resolved, pool)
-            for name in resolved:
+            outputs = forward_stages(model, images.to(device), layers, pool)
+            for name in layers:
                 chunks[name].append(outputs[name].float().cpu())
     model.train(was_training)
-    result = {name: torch.cat(parts) for name, parts in chunks.items()}
-    if cache:
-        _atomic_save(result, path)
-    return result[resolved[0]] if isinstance(layer, str) else {l: result[r] for l, r in zip(layers, resolved)}
+    return {name: torch.cat(parts) for name, parts in chunks.items()}
 
 
 def clear_cache() -> int:

@@ -1,0 +1,105 @@
+"""The ELPV data, the Deitsch et al. split, and clear errors for folders of one's own images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tlcourse as tl
+
+
+def test_elpv_has_2624_cells_with_the_published_label_counts(elpv):
+    assert len(elpv) == 2624
+    assert np.bincount(elpv.labels4).tolist() == [1508, 295, 106, 715]
+    assert (elpv.module_types == "mono").sum() == 1074 and (elpv.module_types == "poly").sum() == 1550
+    assert elpv.labels.mean() == pytest.approx(1 - 0.687, abs=0.001)  # majority baseline 68.7%
+    image, label = elpv[0]
+    assert image.size == (300, 300) and image.mode == "L" and label in (0, 1)
+
+
+def test_elpv_items_follow_the_package_order_and_targets():
+    from elpv_dataset.utils import load_dataset
+
+    images, probs, types = load_dataset()
+    data = tl.load_elpv(target="4class", transform=tl.preprocess(64))
+    assert np.array_equal(data.images[[0, 1000, 2623]], images[[0, 1000, 2623]])
+    assert np.allclose(data.probabilities, probs) and (data.module_types == types).all()
+    x, y = data[5]
+    assert x.shape == (3, 64, 64) and y == round(probs[5] * 3)
+    assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
+
+
+def test_split_has_1968_train_and_656_test_cells_stratified(elpv):
+    train, test = tl.elpv_split(seed=0)
+    assert len(train) == 1968 and len(test) == 656
+    assert len(np.intersect1d(train, test)) == 0 and len(np.union1d(train, test)) == 2624
+    for labels in (elpv.labels4, elpv.module_types):
+        for value in np.unique(labels):
+            share_train = np.mean(labels[train] == value)
+            share_test = np.mean(labels[test] == value)
+            assert share_train == pytest.approx(share_test, abs=0.01)
+    assert np.array_equal(tl.elpv_split(seed=0)[1], test)
+    assert not np.array_equal(tl.elpv_split(seed=1)[1], test)
+
+
+def test_validation_split_comes_only_from_the_training_part():
+    train, test = tl.elpv_split()
+    fit, val = tl.validation_split(train)
+    assert len(np.intersect1d(fit, val)) == 0
+    assert set(fit) | set(val) == set(train) and not set(val) & set(test)
+    assert len(val) == pytest.approx(0.2 * len(train), abs=1)
+
+
+def test_per_class_subset_takes_exactly_n_of_each_class(elpv):
+    train, _ = tl.elpv_split()
+    chosen = tl.per_class_subset(elpv.labels, 5, seed=3, indices=train)
+    assert np.bincount(elpv.labels[chosen]).tolist() == [5, 5] and set(chosen) <= set(train)
+    assert np.array_equal(chosen, tl.per_class_subset(elpv.labels, 5, seed=3, indices=train))
+    with pytest.raises(ValueError, match="Only"):
+        tl.per_class_subset(elpv.labels, 5000, indices=train)
+
+
+def _make_folder(root, classes=("cats", "dogs"), per_class=2):
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_image_folder_loads_classes_and_images(tmp_path):
+    data = tl.load_image_folder(_make_folder(tmp_path / "pets"), transform=tl.preprocess(32))
+    assert data.classes == ["cats", "dogs"] and len(data) == 4
+    x, y = data[3]
+    assert x.shape == (3, 32, 32) and y == 1
+
+
+def test_corrupt_image_error_names_the_file(tmp_path):
+    root = _make_folder(tmp_path / "pets")
+    (root / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    with pytest.raises(ValueError, match="broken.jpg"):
+        tl.load_image_folder(root)
+
+
+def test_empty_class_folder_is_an_error_not_skipped(tmp_path):
+    root = _make_folder(tmp_path / "pets")
+    (root / "birds").mkdir()
+    with pytest.raises(ValueError, match="birds.*empty"):
+        tl.load_image_folder(root)
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("missing", "No such folder"), ("file", "is a file"), ("no_classes", "no class folders"), ("stray", "not an image"),
+])
+def test_bad_folders_get_errors_that_say_what_to_do(tmp_path, problem, message):
+    root = tmp_path / "data"
+    if problem == "file":
+        root.write_text("oops")
+    elif problem == "no_classes":
+        root.mkdir()
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / "lonely.png")
+    elif problem == "stray":
+        _make_folder(root)
+        (root / "cats" / "notes.txt").write_text("hello")
+    with pytest.raises((FileNotFoundError, NotADirectoryError, ValueError), match=message):
+        tl.load_image_folder(root)
