@@ -36,7 +36,15 @@ from .models import (
     stages,
     unfreeze,
 )
-from .plots import plot_confusion_matrix, plot_history, show_images
+from .plots import (
+    plot_confusion_matrix,
+    plot_embeddings,
+    plot_history,
+    plot_stage_parameters,
+    show_feature_maps,
+    show_images,
+    show_predictions,
+)
 from .train import History, fit, predict, tensor_loader
 from .utils import Timer, cache_dir, device, seed_everything, torch_threads
 

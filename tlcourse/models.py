@@ -142,6 +142,8 @@ def classify_imagenet(model: nn.Module, image, topk: int = 5, size: int = 224) -
     """Top-k ImageNet predictions ``[(name, probability), ...]`` for a NumPy or PIL image."""
     if isinstance(image, np.ndarray) and image.dtype != np.uint8:
         image = (np.clip(image, 0, 1) * 255).astype(np.uint8) if image.max() <= 1 else image.astype(np.uint8)
+    if isinstance(image, np.ndarray) and not image.flags.writeable:
+        image = image.copy()  # torch warns about read-only arrays, such as ELPV's images
     x = preprocess(size)(image).unsqueeze(0)
     param = next(model.parameters())
     model.eval()

@@ -67,7 +67,7 @@ def show_images(images, titles: Sequence[str] | None = None, columns: int = 6, s
     for i, (ax, image) in enumerate(zip(axes.flat, images)):
         ax.imshow(_as_displayable(image), cmap="gray")
         if titles is not None:
-            ax.set_title(titles[i], fontsize=9, color=None if colours is None else colours[i])
+            ax.set_title(titles[i], fontsize=9, color="black" if colours is None else colours[i])
     fig.tight_layout()
     return fig
 
@@ -81,3 +81,87 @@ def _as_displayable(image) -> np.ndarray:
         low, high = float(array.min()), float(array.max())
         array = (array - low) / (high - low + 1e-8)
     return array.squeeze()
+
+
+def plot_stage_parameters(rows: Sequence[dict], title: str = "Parameters per stage", ax=None):
+    """Bar chart of ``tl.parameters_per_stage`` rows: trainable part in colour, frozen part in grey (lesson 01)."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.2))
+    names = [row["stage"] for row in rows]
+    total = np.array([row["parameters"] for row in rows], dtype=float)
+    trainable = np.array([row["trainable"] for row in rows], dtype=float)
+    ax.bar(names, trainable, color="tab:blue", label="trainable")
+    ax.bar(names, total - trainable, bottom=trainable, color="lightgrey", label="frozen")
+    for i, value in enumerate(total):
+        ax.text(i, value, f"{value / 1e6:.2f}M" if value >= 1e5 else f"{int(value):,}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("parameters")
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend()
+    ax.figure.tight_layout()
+    return ax
+
+
+def show_predictions(images, predictions: Sequence[Sequence[tuple[str, float]]], titles: Sequence[str] | None = None, size: float = 2.6):
+    """Each image above a bar chart of its top-k predictions ``[(name, probability), ...]`` (lesson 01)."""
+    plt = _plt()
+    images = list(images)
+    fig, axes = plt.subplots(2, len(images), figsize=(size * len(images), 2 * size), squeeze=False,
+                             gridspec_kw={"height_ratios": [1.2, 1]})
+    for i, (image, top) in enumerate(zip(images, predictions)):
+        axes[0, i].imshow(_as_displayable(image), cmap="gray")
+        axes[0, i].axis("off")
+        if titles is not None:
+            axes[0, i].set_title(titles[i], fontsize=10)
+        names = [name[:18] for name, _ in top][::-1]
+        probs = [100 * p for _, p in top][::-1]
+        axes[1, i].barh(names, probs, color="tab:blue")
+        axes[1, i].set_xlim(0, 100)
+        axes[1, i].set_xlabel("probability (%)", fontsize=8)
+        axes[1, i].tick_params(labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def show_feature_maps(activations, channels: int = 6, size: float = 1.5):
+    """One row per layer: the ``channels`` most active feature maps of one image (lesson 01).
+
+    ``activations`` maps layer names to a ``(C, H, W)`` or ``(1, C, H, W)`` tensor or array.
+    Channels are ranked by their mean absolute activation; each map is scaled on its own.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(len(activations), channels, figsize=(size * channels, size * len(activations)), squeeze=False)
+    for row, (name, maps) in enumerate(activations.items()):
+        maps = np.asarray(maps.detach().cpu() if hasattr(maps, "detach") else maps, dtype=float)
+        maps = maps[0] if maps.ndim == 4 else maps
+        order = np.argsort(-np.abs(maps).mean(axis=(1, 2)))[:channels]
+        for col, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col < len(order):
+                ax.imshow(maps[order[col]], cmap="viridis")
+        axes[row, 0].set_ylabel(f"{name}\n{maps.shape[1]}x{maps.shape[2]}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_embeddings(points, labels, class_names: Sequence[str] | None = None, title: str | None = None, ax=None):
+    """A 2-D scatter of embeddings (from PCA or t-SNE), one colour per label (lesson 02)."""
+    plt = _plt()
+    points, labels = np.asarray(points), np.asarray(labels)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) != len(labels):
+        raise ValueError(f"points must be (n, 2) with one label each; got {points.shape} and {len(labels)} labels.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4.5))
+    for value in np.unique(labels):
+        mask = labels == value
+        name = class_names[value] if class_names is not None else str(value)
+        ax.scatter(points[mask, 0], points[mask, 1], s=8, alpha=0.6, label=f"{name} ({mask.sum()})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    ax.legend(markerscale=2, fontsize=8)
+    ax.figure.tight_layout()
+    return ax
