@@ -1,0 +1,214 @@
+"""In-notebook checks for the exercises, and the registry of tasks that the grader scores.
+
+A learner runs ``tl.check("01.head", elpv_model)`` after a task and reads a pass or a hint.
+Every task is one :class:`Task`, registered by its lesson's module in ``tlcourse/tasks/``:
+
+* ``evidence(answer, strict)`` runs where the answer lives (the learner's kernel) and turns
+  the answer into plain data: numbers, strings, lists, dicts and tensors;
+* ``judge(evidence, strict)`` compares that data with a reference computation and returns a
+  :class:`Verdict` (a pass, or a hint).
+
+``tl.check`` runs both in the notebook with ``strict=False``. The grader runs ``evidence``
+with ``strict=True`` in the submission's kernel, from a fresh copy of this package, and
+``judge`` outside the kernel, where the submission cannot reach it (see ``tlcourse.grading``).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .utils import torch_threads
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of a check: ``passed``, and a message (the hint when it did not pass)."""
+
+    passed: bool
+    message: str = ""
+    attempted: bool = True
+
+    def markdown(self, task_id: str) -> str:
+        if not self.attempted:
+            head = f"**⏳ {task_id}: not attempted yet.**"
+        elif self.passed:
+            head = f"**✅ {task_id}: correct.**"
+        else:
+            head = f"**❌ {task_id}: not yet.**"
+        return f"{head} {self.message}".strip()
+
+
+def passed(message: str = "") -> Verdict:
+    """A pass, with an optional remark (what the learner can take away)."""
+    return Verdict(True, message)
+
+
+def hint(message: str) -> Verdict:
+    """A fail, with a hint that names the likely mistake and what to do about it."""
+    return Verdict(False, message)
+
+
+def not_attempted(message: str = "") -> Verdict:
+    """The answer is still the placeholder."""
+    return Verdict(False, message or "Replace the `...` in the answer cell with your code, run it, "
+                   "then run this check again.", attempted=False)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One graded exercise task (see the module docstring and INSTRUCTORS.md)."""
+
+    id: str  # "<lesson>.<name>", e.g. "01.head"; answer cells carry the tag "answer:<id>"
+    title: str
+    points: int
+    answer: str  # the notebook variable the task's answer is stored in
+    evidence: Callable[[Any, bool], dict]
+    judge: Callable[[dict, bool], Verdict]
+    time_limit: float | None = None  # seconds for the hidden test's evidence (None: the cell timeout)
+
+    @property
+    def lesson(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    """Add a task to the registry (called by the lesson modules in ``tlcourse/tasks/``)."""
+    if "." not in task.id or task.points <= 0:
+        raise ValueError(f"A task id looks like '01.head' and its points are positive, not {task.id!r}, {task.points}.")
+    _TASKS[task.id] = task
+    return task
+
+
+def _load_lesson(lesson: str) -> None:
+    """Import ``tasks/l<lesson>.py`` relative to this package (so the grader's fresh copy stays fresh)."""
+    try:
+        importlib.import_module(f"{__package__}.tasks.l{lesson}")
+    except ModuleNotFoundError as err:
+        if err.name != f"{__package__}.tasks.l{lesson}":
+            raise
+
+
+def lesson_tasks(lesson: str) -> list[Task]:
+    """The tasks of a lesson (``"01"``), in the order their module registers them."""
+    _load_lesson(lesson)
+    return [task for task in _TASKS.values() if task.lesson == lesson]
+
+
+def get_task(task_id: str) -> Task:
+    """The task called ``task_id``; ``KeyError`` with the known ids when there is none."""
+    _load_lesson(task_id.split(".", 1)[0])
+    if task_id not in _TASKS:
+        known = ", ".join(t.id for t in lesson_tasks(task_id.split(".", 1)[0])) or "none for this lesson"
+        raise KeyError(f"There is no task {task_id!r} (known: {known}).")
+    return _TASKS[task_id]
+
+
+# ---------------------------------------------------------------- running a task
+
+def evidence_for(task: Task, answer: Any, strict: bool) -> dict:
+    """The task's evidence for ``answer``; placeholders and crashes become evidence too."""
+    if answer is Ellipsis:
+        return {"not_attempted": True}
+    try:
+        with torch_threads(1):  # small computations: one thread is fast and predictable on busy machines
+            return task.evidence(answer, strict)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # the learner's code may raise anything, SystemExit included
+        return {"error": f"{type(err).__name__}: {err}"[:500]}
+
+
+def judge_evidence(task: Task, evidence: Any, strict: bool) -> Verdict:
+    """The task's verdict on ``evidence``; evidence that is not a dict or holds an error fails."""
+    if not isinstance(evidence, dict):
+        return hint("The grader could not read any evidence for this task.")
+    if evidence.get("not_attempted"):
+        return not_attempted()
+    if "error" in evidence:
+        return hint(f"Running your answer raised `{evidence['error']}`. Fix the error, then check again.")
+    with torch_threads(1):
+        return task.judge(evidence, strict)
+
+
+def run_check(task_id: str, answer: Any = Ellipsis) -> Verdict:
+    """What :func:`check` shows, as a :class:`Verdict` (tests use this)."""
+    task = get_task(task_id)
+    return judge_evidence(task, evidence_for(task, answer, strict=False), strict=False)
+
+
+def check(task_id: str, answer: Any = Ellipsis) -> None:
+    """Check your answer to an exercise task: shows a pass or a hint, and never raises.
+
+    Use it in the cell below a task, e.g. ``tl.check("01.head", elpv_model)``.
+    """
+    try:
+        text = run_check(task_id, answer).markdown(task_id)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # a check must never stop the notebook
+        text = (f"**⚠️ {task_id}: the check could not run** ({type(err).__name__}: {err}). "
+                "Check the task id, re-run the cells above, and ask your instructor if it persists.")
+    _show_markdown(text)
+
+
+def _show_markdown(text: str) -> None:
+    """Render Markdown in a notebook; print the text anywhere else."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+
+        if getattr(get_ipython(), "kernel", None) is not None:
+            display(Markdown(text))
+            return
+    except Exception:
+        pass
+    print(text)
+
+
+# ---------------------------------------------------------------- the grader's kernel-side step
+
+def collect_evidence(task_id: str, namespace: dict, path: str) -> None:
+    """Grader only: compute a task's strict evidence from the notebook's variables and save it.
+
+    The grader calls this from a fresh copy of the package, after the learner's cells, and
+    reads ``path`` (a random name) once the kernel is gone. Never raises.
+    """
+    try:
+        task = get_task(task_id)
+        answer = namespace.get(task.answer, _Missing) if isinstance(namespace, dict) else _Missing
+        if answer is _Missing:
+            evidence = {"error": f"NameError: the variable `{task.answer}` is not defined"}
+        else:
+            evidence = evidence_for(task, answer, strict=True)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:
+        evidence = {"error": f"{type(err).__name__}: {err}"[:500]}
+    try:
+        torch.save(evidence, path)
+    except Exception as err:  # e.g. the evidence held an object that is not plain data
+        torch.save({"error": f"the evidence could not be saved ({type(err).__name__})"}, path)
+
+
+class _Missing:
+    """Marks a variable the notebook never defined."""
+
+
+# ---------------------------------------------------------------- helpers for task authors
+
+def as_plain_tensor(value: Any) -> torch.Tensor:
+    """A detached CPU copy of ``value`` as a plain ``torch.Tensor`` (safe to save as evidence)."""
+    tensor = torch.as_tensor(value).detach().cpu()
+    return tensor.as_subclass(torch.Tensor).clone()
+
+
+def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-4, rtol: float = 1e-3) -> bool:
+    """Same shape and ``allclose``: tolerant enough for CPU-versus-GPU float differences."""
+    a, b = torch.as_tensor(a).float().cpu(), torch.as_tensor(b).float().cpu()
+    return a.shape == b.shape and bool(torch.allclose(a, b, atol=atol, rtol=rtol))

@@ -1,0 +1,8 @@
+"""The graded exercise tasks, one module per lesson: ``l01.py`` holds lesson 01's tasks.
+
+Each module builds :class:`tlcourse.checks.Task` objects and passes them to
+:func:`tlcourse.checks.register`. Import package helpers relatively (``from .. import models``),
+never as ``import tlcourse``: the grader loads a fresh copy of the package inside the
+learner's kernel, and relative imports keep that copy's helpers fresh too.
+INSTRUCTORS.md ("Add a task") walks through writing one.
+"""
