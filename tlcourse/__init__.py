@@ -3,6 +3,7 @@
 Use it as ``import tlcourse as tl``. Importing it does nothing but define names: no seeding,
 no device probing, no file access. Read any helper with ``tl.helper??`` in a notebook.
 """
+from .checks import check
 from .data import (
     ELPV,
     dataset_fingerprint,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _doctor(args) -> int:
@@ -11,11 +12,79 @@ def _doctor(args) -> int:
     return 0 if run_doctor() else 1
 
 
+def _course_folder(given: str | None, name: str) -> Path:
+    """``given``, else ``./name``, else ``name`` next to the package (an editable install)."""
+    if given:
+        return Path(given)
+    here = Path(name)
+    beside = Path(__file__).resolve().parent.parent / name
+    return here if here.is_dir() or not beside.is_dir() else beside
+
+
+def _exercises(args) -> int:
+    from . import exercises
+
+    solutions = _course_folder(args.solutions, "solutions")
+    target = _course_folder(args.exercises, "exercises")
+    if args.action == "build":
+        if args.clean_solutions:
+            for path in exercises.clean_solutions(solutions):
+                print(f"cleaned {path}")
+        changed = exercises.build(solutions, target)
+        for path in changed:
+            print(f"wrote {path}")
+        print(f"{len(changed)} exercise notebook(s) changed in {target}/")
+        return 0
+    problems = exercises.check(solutions, target)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print(f"{target}/ is in sync with {solutions}/")
+    return 1 if problems else 0
+
+
+def _grade(args) -> int:
+    from .grading import Settings, grade, write_gradebook
+
+    settings = Settings(cell_timeout=args.cell_timeout, submission_timeout=args.timeout, jobs=args.jobs,
+                        lesson=args.lesson.zfill(2) if args.lesson else None, solutions=_course_folder(args.solutions, "solutions"))
+    try:
+        results = grade(args.submissions, settings)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"tlcourse grade: {err}", file=sys.stderr)
+        return 2
+    feedback = write_gradebook(results, Path(args.out), args.feedback)
+    for r in results:
+        print(f"{r.total:>3} / {r.max_points:<3} {r.status:<8} {r.submission}")
+    print(f"wrote {args.out} ({len(results)} rows) and feedback files in {feedback}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlcourse", description="Tools of the transfer-learning course.")
     sub = parser.add_subparsers(dest="command", required=True)
     doctor = sub.add_parser("doctor", help="check that the course is ready to run offline")
     doctor.set_defaults(func=_doctor)
+
+    ex = sub.add_parser("exercises", help="generate exercises/ from solutions/, or check they are in sync")
+    ex.add_argument("action", choices=["build", "check"])
+    ex.add_argument("--solutions", help="folder of solution notebooks (default: solutions)")
+    ex.add_argument("--exercises", help="folder of exercise notebooks (default: exercises)")
+    ex.add_argument("--clean-solutions", action="store_true",
+                    help="build: also clear outputs and kernel metadata of the solution notebooks")
+    ex.set_defaults(func=_exercises)
+
+    gr = sub.add_parser("grade", help="grade submitted exercise notebooks into a CSV gradebook")
+    gr.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks, or folders of them")
+    gr.add_argument("--out", required=True, help="the gradebook CSV to write")
+    gr.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time (default 1)")
+    gr.add_argument("--cell-timeout", type=float, default=60.0, help="seconds per cell (default 60)")
+    gr.add_argument("--timeout", type=float, default=600.0,
+                    help="hard limit in seconds per submission; its kernel is killed after it (default 600)")
+    gr.add_argument("--lesson", help="the assignment's lesson, e.g. 01 (default: what most submissions say)")
+    gr.add_argument("--solutions", help="folder of solution notebooks (default: solutions)")
+    gr.add_argument("--feedback", help="folder for the feedback files (default: <out>_feedback/)")
+    gr.set_defaults(func=_grade)
     return parser
 
 
