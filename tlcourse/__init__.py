@@ -14,6 +14,31 @@ from .data import (
     validation_split,
 )
 from .evaluate import classification_metrics, format_metrics
+from .experiments import (
+    DihedralLoader,
+    RecordingLoss,
+    cells_as_tensor,
+    data_efficiency_curve,
+    data_efficiency_verdict,
+    distance_matrix,
+    epochs_for,
+    fine_tune_top,
+    fine_tuning_strategy,
+    fit_linear_probe,
+    format_summary,
+    from_scratch_strategy,
+    keep_batchnorm_statistics,
+    linear_probe_strategy,
+    mmd,
+    plot_data_efficiency,
+    preprocess_normalised,
+    probe_accuracy,
+    probe_probabilities,
+    random_dihedral,
+    stage_probes,
+    summarise,
+    weight_change,
+)
 from .features import cache_size, clear_cache, extract_features, forward_stages
 from .models import (
     AssetError,
