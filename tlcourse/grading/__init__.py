@@ -28,6 +28,8 @@ from pathlib import Path
 
 MAX_BYTES = 20_000_000  # a notebook larger than this is not a plausible submission
 STATUSES = ("ok", "timeout", "error", "invalid")
+WARM_UP = "import tlcourse  # the grader imports the heavy libraries first, under a longer time limit"
+WARM_UP_TIMEOUT = 180.0
 
 
 @dataclass
@@ -153,6 +155,7 @@ def _gradable_notebook(submission: dict, solution: Path, lesson: str, package: P
 
     nb = merge_answers(expected_exercise(solution), submission["cells"])
     nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and not answer_task(c) and _is_check_cell(c.source))]
+    nb.cells.insert(0, nbformat.v4.new_code_cell(WARM_UP))
     answer_cells = {i: answer_task(c) for i, c in enumerate(nb.cells) if answer_task(c)}
     name = f"_tlgrade_{secrets.token_hex(8)}"
     evidence_cells, paths = {}, {}
@@ -225,9 +228,11 @@ def _run_and_judge(submission: dict, result: Result, tasks, settings: Settings, 
             submission, solution, result.lesson, package, secret_dir)
         limits = {i: t.time_limit for i, task_id in evidence_cells.items()
                   for t in tasks if t.id == task_id and t.time_limit}
-        outcomes, out_of_time = run_notebook(
+        limits[0] = max(settings.cell_timeout, WARM_UP_TIMEOUT)  # the warm-up cell
+        run = run_notebook(
             nb, cell_timeout=settings.cell_timeout, total_timeout=settings.submission_timeout,
             cwd=str(workdir / "cwd"), env=_kernel_env(workdir), timeouts=limits)
+        outcomes, out_of_time = run.outcomes, run.out_of_time
         notes: dict[str, str] = {}
         for task in tasks:
             cells = [i for i, t in answer_cells.items() if t == task.id]

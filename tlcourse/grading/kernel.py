@@ -83,6 +83,7 @@ class NotebookRun:
         self.outcomes: dict[int, CellOutcome] = {}
         self.fatal: dict[int, CellOutcome] = {}  # cells skipped in later attempts
         self.kernel_pgid: int | None = None
+        self.kernel_pgids: list[int] = []  # every kernel started, for tests and post-mortems
         self.out_of_time = False
 
     async def run(self) -> dict[int, CellOutcome]:
@@ -120,6 +121,7 @@ class NotebookRun:
             async with client.async_setup_kernel(env=self.env, cwd=self.cwd,
                                                  stdout=_devnull(), stderr=_devnull()):
                 self.kernel_pgid = getattr(km.provisioner, "pgid", None)
+                self.kernel_pgids.append(self.kernel_pgid)
                 for index, cell in enumerate(self.nb.cells):
                     if cell.cell_type != "code":
                         continue
@@ -172,8 +174,8 @@ def _devnull() -> int:
 
 
 def run_notebook(nb, *, cell_timeout: float, total_timeout: float, cwd: str, env: dict,
-                 timeouts: dict[int, float] | None = None) -> tuple[dict[int, CellOutcome], bool]:
-    """Run ``nb`` in place; returns the outcome of each code cell and whether time ran out.
+                 timeouts: dict[int, float] | None = None) -> NotebookRun:
+    """Run ``nb`` in place; the returned run holds each code cell's ``outcomes`` and ``out_of_time``.
 
     ``total_timeout`` is a hard limit: when it passes, the kernel's process group is killed
     even if its code ignores SIGINT.
@@ -191,7 +193,7 @@ def run_notebook(nb, *, cell_timeout: float, total_timeout: float, cwd: str, env
             return run.outcomes
 
     try:
-        outcomes = asyncio.run(bounded())
+        run.outcomes = asyncio.run(bounded())
     finally:
         run.kill()
-    return outcomes, run.out_of_time
+    return run

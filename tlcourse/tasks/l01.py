@@ -1,4 +1,4 @@
-"""Lesson 01's exercise tasks: predictions, parameter counts, a new head, the BatchNorm trap, top-k.
+"""Lesson 01's exercise tasks: a prediction, a parameter count, a new head, the BatchNorm trap, top-k.
 
 Every judge compares the learner's evidence with a reference computed here with the package's
 own helpers on a fresh pretrained backbone, never with a stored number.
@@ -45,7 +45,7 @@ def _first_items(value, limit: int = 100) -> list | None:
 
 # ---------------------------------------------------------------- 01.predict
 
-PREDICT_PHOTO, PREDICT_K = "rocket", 3
+PREDICT_PHOTO, PREDICT_K = "brick", 3
 
 
 @lru_cache(maxsize=1)
@@ -72,16 +72,16 @@ def predict_evidence(answer, strict: bool) -> dict:
 def predict_judge(evidence: dict, strict: bool) -> Verdict:
     expected = list(_reference_prediction())
     if evidence.get("kind") == "str":
-        return hint(f"`rocket_top3` should be a list of {PREDICT_K} class names, not a single string.")
+        return hint(f"`brick_top3` should be a list of {PREDICT_K} class names, not a single string.")
     items = evidence.get("items")
     if items is None:
-        return hint(f"`rocket_top3` should be a list of {PREDICT_K} class names (strings), "
+        return hint(f"`brick_top3` should be a list of {PREDICT_K} class names (strings), "
                     f"not a {evidence.get('kind')}.")
     if any(isinstance(item, list) for item in items):
         return hint("Each prediction of `tl.classify_imagenet` is a `(name, probability)` pair: "
                     "keep only the names.")
     if not all(isinstance(item, str) for item in items):
-        return hint("Every item of `rocket_top3` should be a class name (a string).")
+        return hint("Every item of `brick_top3` should be a class name (a string).")
     if len(items) != PREDICT_K:
         return hint(f"You gave {len(items)} names; the task asks for the {PREDICT_K} most likely classes.")
     if items != expected and sorted(items) == sorted(expected):
@@ -89,17 +89,17 @@ def predict_judge(evidence: dict, strict: bool) -> Verdict:
     if items != expected:
         return hint(f"These are not the backbone's top {PREDICT_K} classes for `data.{PREDICT_PHOTO}()`. "
                     "Classify that photo with the pretrained `backbone` at the default input size.")
-    return passed(f"ImageNet has no class for space rockets, so the model picks the nearest ones it "
-                  f"knows: {', '.join(expected)}. A pretrained model only knows its 1000 classes.")
+    return passed(f"ImageNet has no class for a brick wall, so the model names the closest things it "
+                  f"knows ({', '.join(expected)}), judging by texture. It will see solar cells the same way.")
 
 
-register(Task("01.predict", "What the backbone sees in a photo", points=1, answer="rocket_top3",
+register(Task("01.predict", "What the backbone sees in a photo", points=1, answer="brick_top3",
               evidence=predict_evidence, judge=predict_judge))
 
 
 # ---------------------------------------------------------------- 01.count
 
-COUNT_STAGE = "stage6"
+COUNT_STAGE = "stage4"
 
 
 @lru_cache(maxsize=1)
@@ -243,14 +243,16 @@ def _bn_cases(strict: bool) -> list[tuple[str, str, bool]]:
     cases = [("a backbone with a 2-class head, in train mode", "backbone", True)]
     if strict:
         cases += [("a backbone with a 2-class head, in eval mode", "backbone", False),
-                  ("`tl.SmallCNN(num_classes=3)`", "smallcnn", True)]
+                  ("a ResNet-18 from torchvision (head: `model.fc`)", "resnet", True)]
     return cases
 
 
 def _bn_model(kind: str) -> nn.Module:
-    if kind == "smallcnn":
+    if kind == "resnet":  # random weights, so nothing is downloaded
+        import torchvision
+
         torch.manual_seed(0)
-        return models.SmallCNN(num_classes=3)
+        return torchvision.models.resnet18(weights=None, num_classes=3)
     return models.replace_head(models.load_backbone(), HEAD_CLASSES)
 
 
@@ -323,7 +325,7 @@ def batchnorm_judge(evidence: dict, strict: bool) -> Verdict:
         where = f"on {case['case']}"
         if "error" in case:
             extra = (" It must work for any model that `tl.head` understands: find the head with "
-                     "`tl.head(model)`." if case["kind"] == "smallcnn" else "")
+                     "`tl.head(model)`." if case["kind"] == "resnet" else "")
             return hint(f"`freeze_body` raised `{case['error']}` {where}.{extra}")
         moved = [k for k in case["before"] if not torch.equal(case["before"][k], case["after"][k])]
         nothing_frozen = case["body_params"] == len(case["body_trainable"])

@@ -1,0 +1,287 @@
+"""The grader: full marks for the solution, zero for the blank exercise, and the right row for
+submissions that loop, crash, exit, flood, tamper, or are not notebooks at all.
+
+Every submission is graded in one ``tlcourse grade`` call (two at a time) to keep this quick.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tlcourse.cli import main
+from tlcourse.exercises import answer_task
+from tlcourse.grading import Settings, feedback_name, grade
+from tlcourse.grading.kernel import run_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = ROOT / "solutions" / "01_transfer_learning_basics.ipynb"
+EXERCISE = ROOT / "exercises" / "01_transfer_learning_basics.ipynb"
+TASKS = ["01.predict", "01.count", "01.head", "01.batchnorm", "01.topk"]
+CELL_TIMEOUT = 20
+
+pytestmark = pytest.mark.slow
+
+
+def _answers(path: Path) -> dict[str, str]:
+    return {answer_task(c): c.source for c in nbformat.read(str(path), 4).cells if answer_task(c)}
+
+
+SOLVED = _answers(SOLUTION)
+
+
+def _submission(folder: Path, name: str, answers: dict[str, str], base: Path = EXERCISE, edit=None) -> Path:
+    """The exercise notebook with some answer cells filled in (and an optional edit of the rest)."""
+    nb = nbformat.read(str(base), 4)
+    for cell in nb.cells:
+        if answer_task(cell) in answers:
+            cell.source = answers[answer_task(cell)]
+    if edit:
+        edit(nb)
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def _tamper_with_the_rest(nb) -> None:
+    """Edit the setup and check cells and add an untagged cell: the grader must ignore all of it."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not answer_task(cell):
+            cell.source = "import tlcourse as tl\ntl.check = lambda *a, **k: print('correct')\nraise SystemExit"
+    nb.cells.append(nbformat.v4.new_code_cell("import os\nos._exit(1)"))
+
+
+TAMPERING = """
+import torch
+import tlcourse
+import tlcourse.checks
+import tlcourse.models
+tl.check = lambda *args, **kwargs: print("correct")
+tlcourse.checks.passed = tlcourse.checks.hint
+tlcourse.checks.judge_evidence = lambda *args, **kwargs: tlcourse.checks.Verdict(True, "ok")
+tlcourse.checks.evidence_for = lambda *args, **kwargs: {"kind": "number", "value": 1.0}
+tlcourse.checks.collect_evidence = lambda *args, **kwargs: None
+tlcourse.models.count_parameters = lambda *args, **kwargs: 42
+tlcourse.models.load_backbone = lambda *args, **kwargs: torch.nn.Linear(1, 1)
+torch.equal = lambda *args, **kwargs: True
+torch.allclose = lambda *args, **kwargs: True
+"""
+
+TRAP = """
+def freeze_body(model):
+    for name, p in model.named_parameters():
+        p.requires_grad = False
+    for p in tl.head(model).parameters():
+        p.requires_grad = True
+    return model
+"""
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Grade every submission of this module in one CLI call; returns (rows by name, feedback dir, folder, seconds)."""
+    folder = tmp_path_factory.mktemp("submissions")
+    child_pid_file = folder / "child.pid"
+    paths = {
+        "solution": _submission(folder, "solution", SOLVED),
+        "exercise": _submission(folder, "exercise", {}),
+        # the predict cell ignores SIGINT and spawns a child (killed with the kernel's group);
+        # the count cell loops but can be interrupted; the other three are right
+        "loops": _submission(folder, "loops", {
+            **SOLVED,
+            "01.predict": "import signal, subprocess, time\n"
+                          f"child = subprocess.Popen(['sleep', '600'])\nopen({str(child_pid_file)!r}, 'w').write(str(child.pid))\n"
+                          "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.01)",
+            "01.count": "n_trainable = 1\nwhile True:\n    pass",
+        }),
+        # right answers, but the cells flood, exit, raise and kill the kernel afterwards
+        "crashes": _submission(folder, "crashes", {
+            **SOLVED,
+            "01.predict": SOLVED["01.predict"] + "\nfor i in range(100_000):\n    print('spam' * 20)",
+            "01.head": SOLVED["01.head"] + "\nimport sys\nsys.exit('bye')",
+            "01.topk": SOLVED["01.topk"] + "\nraise ValueError('oops')",
+            "01.batchnorm": SOLVED["01.batchnorm"] + "\nimport os\nos._exit(3)",
+        }),
+        # blank or wrong answers, with tampering inside the answer cells and outside them
+        "tamper": _submission(folder, "tamper", {
+            "01.predict": "brick_top3 = ..." + TAMPERING,
+            "01.count": "n_trainable = 42" + TAMPERING,
+            "01.batchnorm": TRAP + TAMPERING,
+        }, edit=_tamper_with_the_rest),
+        # passes the in-notebook check, fails the hidden test (a ResNet's head is not `classifier`)
+        "stricter": _submission(folder, "stricter", {
+            **SOLVED,
+            "01.batchnorm": "def freeze_body(model):\n    tl.freeze(model)\n    tl.unfreeze(model.classifier)\n"
+                            "    return model",
+        }),
+    }
+    for name, content in {"not_json": b'{"cells": [', "zero_bytes": b"", "binary": bytes(range(256)),
+                          "empty": json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode(),
+                          "list": b"[1, 2, 3]"}.items():
+        paths[name] = folder / f"{name}.ipynb"
+        paths[name].write_bytes(content)
+    wrong = nbformat.read(str(SOLUTION), 4)
+    wrong.metadata["tlcourse"] = {"lesson": "02", "notebook": "02_feature_extraction"}
+    paths["wrong_lesson"] = folder / "wrong_lesson.ipynb"
+    nbformat.write(wrong, str(paths["wrong_lesson"]))
+
+    out = folder / "gradebook.csv"
+    start = time.perf_counter()
+    code = main(["grade", *map(str, paths.values()), "--out", str(out), "--jobs", "2",
+                 "--cell-timeout", str(CELL_TIMEOUT), "--timeout", "300", "--lesson", "01",
+                 "--solutions", str(ROOT / "solutions")])
+    seconds = time.perf_counter() - start
+    assert code == 0
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    by_name = {Path(row["submission"]).stem: row for row in rows}
+    assert len(rows) == len(paths)
+    return by_name, folder / "gradebook_feedback", folder, seconds
+
+
+def _points(row) -> dict[str, int]:
+    return {task: int(row[task]) for task in TASKS}
+
+
+def test_gradebook_has_one_column_per_task_then_total_max_status(graded):
+    rows, *_ = graded
+    assert list(next(iter(rows.values()))) == ["submission", *TASKS, "total", "max", "status"]
+    assert all(row["max"] == "8" for row in rows.values())
+    assert all(int(row["total"]) == sum(_points(row).values()) for row in rows.values())
+
+
+def test_solution_gets_full_marks_and_exercise_zero(graded):
+    rows, *_ = graded
+    assert rows["solution"]["total"] == "8" and rows["solution"]["status"] == "ok"
+    assert rows["exercise"]["total"] == "0" and rows["exercise"]["status"] == "ok"
+
+
+def test_looping_cells_score_zero_and_the_other_tasks_still_count(graded):
+    rows, _, folder, _ = graded
+    row = rows["loops"]
+    assert row["status"] == "timeout"
+    assert _points(row) == {"01.predict": 0, "01.count": 0, "01.head": 2, "01.batchnorm": 2, "01.topk": 2}
+    child = int((folder / "child.pid").read_text())
+    assert not _alive(child), "the child of a killed kernel survived: the process group was not killed"
+
+
+def test_exit_raise_and_dead_kernel_score_zero_for_their_task_only(graded):
+    rows, *_ = graded
+    row = rows["crashes"]
+    assert row["status"] == "error"
+    assert _points(row) == {"01.predict": 1, "01.count": 1, "01.head": 0, "01.batchnorm": 0, "01.topk": 0}
+
+
+def test_tampering_with_checks_and_tlcourse_earns_nothing(graded):
+    rows, *_ = graded
+    assert rows["tamper"]["total"] == "0"
+    assert rows["tamper"]["status"] == "ok"  # the edited setup and check cells were never run
+
+
+def test_hidden_tests_are_stricter_than_the_checks(graded):
+    from tlcourse.checks import run_check
+
+    namespace: dict = {}
+    exec("import tlcourse as tl\n" + "def freeze_body(model):\n    tl.freeze(model)\n"
+         "    tl.unfreeze(model.classifier)\n    return model", namespace)
+    assert run_check("01.batchnorm", namespace["freeze_body"]).passed
+    rows, *_ = graded
+    assert _points(rows["stricter"])["01.batchnorm"] == 0
+    assert rows["stricter"]["total"] == "6"
+
+
+@pytest.mark.parametrize("name", ["not_json", "zero_bytes", "binary", "empty", "list", "wrong_lesson"])
+def test_files_that_are_not_lesson_01_notebooks_are_invalid(graded, name):
+    rows, *_ = graded
+    assert rows[name]["status"] == "invalid" and rows[name]["total"] == "0"
+
+
+def test_every_submission_gets_a_feedback_file_with_its_hints(graded):
+    rows, feedback, _, _ = graded
+    files = sorted(feedback.glob("*.md"))
+    assert len(files) == len(rows)
+    text = {f.stem.rsplit("_", 1)[-1]: f.read_text() for f in files}
+    joined = "\n".join(text.values())
+    assert "could not be graded" in joined and "lesson 02" in joined
+    stricter = next(t for t in text.values() if "stricter" in t.splitlines()[0])
+    assert "ResNet" in stricter and "tl.head(model)" in stricter
+    crashes = next(t for t in text.values() if "crashes" in t.splitlines()[0])
+    assert "ValueError: oops" in crashes and "stopped the kernel" in crashes
+
+
+def test_grading_time_is_reported(graded):
+    *_, seconds = graded
+    print(f"\ngraded {len(graded[0])} submissions in {seconds:.0f} s with --jobs 2")
+
+
+def test_feedback_names_are_unique_for_files_with_the_same_name():
+    taken: set[str] = set()
+    names = [feedback_name(p, taken) for p in ["alice/01_x.ipynb", "bob/01_x.ipynb", "alice/01_x.ipynb"]]
+    assert len(set(names)) == 3
+
+
+# ---------------------------------------------------------------- the kernel runner on its own
+
+def _alive(pid: int, wait: float = 5.0) -> bool:
+    """Whether ``pid`` still runs (a zombie counts as dead) after up to ``wait`` seconds."""
+    end = time.monotonic() + wait
+    while True:
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                running = "\nState:\tZ" not in handle.read()
+        except FileNotFoundError:
+            running = False
+        if not running or time.monotonic() > end:
+            return running
+        time.sleep(0.1)
+
+
+def _notebook(*sources: str):
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+
+
+def test_cell_timeout_bounds_wall_time_even_when_sigint_is_ignored(tmp_path):
+    nb = _notebook("x = 1",
+                   "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.01)",
+                   "while True:\n    pass",
+                   "y = x + 1\nprint(y)")
+    start = time.perf_counter()
+    run = run_notebook(nb, cell_timeout=3, total_timeout=120, cwd=str(tmp_path), env=dict(os.environ))
+    elapsed = time.perf_counter() - start
+    assert [run.outcomes[i].status for i in range(4)] == ["ok", "timeout", "timeout", "ok"]
+    assert nb.cells[3].outputs[0]["text"] == "2\n"  # the run went on, in a fresh kernel, without the looping cells
+    assert 6 <= elapsed < 60
+    assert not any(_alive(pgid) for pgid in run.kernel_pgids)
+
+
+def test_hard_limit_kills_the_kernel_process_group(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    nb = _notebook("import signal, subprocess, time\n"
+                   f"child = subprocess.Popen(['sleep', '600'])\nopen({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+                   "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.01)")
+    start = time.perf_counter()
+    run = run_notebook(nb, cell_timeout=600, total_timeout=6, cwd=str(tmp_path), env=dict(os.environ))
+    elapsed = time.perf_counter() - start
+    assert run.out_of_time and run.outcomes[0].status == "timeout"
+    assert elapsed < 40
+    assert not _alive(int(pid_file.read_text()))
+    assert not any(_alive(pgid) for pgid in run.kernel_pgids)
+
+
+def test_output_flood_is_capped(tmp_path):
+    nb = _notebook("for i in range(200_000):\n    print('flood', i)")
+    run = run_notebook(nb, cell_timeout=60, total_timeout=120, cwd=str(tmp_path), env=dict(os.environ))
+    assert run.outcomes[0].status == "ok"
+    assert sum(len(o.get("text", "")) for o in nb.cells[0].outputs) < 300_000
+    assert "cut this cell's output" in nb.cells[0].outputs[-1]["text"]
+
+
+def test_grading_a_folder_without_course_notebooks_writes_invalid_rows(tmp_path):
+    (tmp_path / "a.ipynb").write_text("not json")
+    results = grade([tmp_path], Settings(solutions=ROOT / "solutions"))
+    assert [r.status for r in results] == ["invalid"]
