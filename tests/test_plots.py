@@ -50,13 +50,13 @@ def test_plot_stage_parameters_accepts_a_real_model(backbone):
     assert [tick.get_text() for tick in ax.get_xticklabels()] == tl.stage_names(backbone)
 
 
-def test_show_feature_maps_has_one_row_per_layer_and_picks_the_most_active_channels():
-    maps = torch.zeros(1, 4, 5, 5)
-    maps[0, 2] = 3.0  # the most active channel must come first
+def test_show_feature_maps_has_one_row_per_layer_and_shows_the_most_structured_channels_first():
+    maps = torch.full((1, 4, 5, 5), 7.0)  # large but flat: nothing to see
+    maps[0, 2, 2, :] = 1.0  # a line: the channel with the most structure must come first
     fig = tl.show_feature_maps({"stem": maps, "stage1": torch.rand(8, 3, 3)}, channels=3)
     axes = np.array(fig.axes).reshape(2, 3)
     assert axes[0, 0].get_ylabel().startswith("stem")
-    assert np.allclose(axes[0, 0].images[0].get_array(), 3.0)
+    assert np.allclose(axes[0, 0].images[0].get_array(), maps[0, 2].numpy())
     assert axes[1, 0].get_ylabel() == "stage1\n3x3"
 
 

@@ -128,14 +128,15 @@ def show_feature_maps(activations, channels: int = 6, size: float = 1.5):
     """One row per layer: the ``channels`` most active feature maps of one image (lesson 01).
 
     ``activations`` maps layer names to a ``(C, H, W)`` or ``(1, C, H, W)`` tensor or array.
-    Channels are ranked by their mean absolute activation; each map is scaled on its own.
+    Channels are ranked by how much they vary across the image (a flat map shows nothing);
+    each map is scaled on its own.
     """
     plt = _plt()
     fig, axes = plt.subplots(len(activations), channels, figsize=(size * channels, size * len(activations)), squeeze=False)
     for row, (name, maps) in enumerate(activations.items()):
         maps = np.asarray(maps.detach().cpu() if hasattr(maps, "detach") else maps, dtype=float)
         maps = maps[0] if maps.ndim == 4 else maps
-        order = np.argsort(-np.abs(maps).mean(axis=(1, 2)))[:channels]
+        order = np.argsort(-maps.std(axis=(1, 2)), kind="stable")[:channels]
         for col, ax in enumerate(axes[row]):
             ax.set_xticks([])
             ax.set_yticks([])
