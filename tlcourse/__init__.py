@@ -73,6 +73,7 @@ from .plots import (
 )
 from .train import History, fit, predict, tensor_loader
 from .utils import Timer, cache_dir, device, seed_everything, torch_threads
+from .widgets import data_size_explorer, flashcards, freezing_explorer, quiz, quiz_bank
 
 __version__ = "0.1.0"
 
