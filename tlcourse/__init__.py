@@ -62,6 +62,18 @@ from .models import (
     stages,
     unfreeze,
 )
+from .recipes import (
+    PROBE_LAYERS,
+    ROTATIONS,
+    Rotate90,
+    choose_C,
+    extract_rotated_features,
+    fit_probe,
+    fit_probe_on_views,
+    predict_views,
+    rotated_preprocess,
+    stack_layers,
+)
 from .plots import (
     plot_confusion_matrix,
     plot_embeddings,

@@ -1,0 +1,340 @@
+"""Benchmark on the published ELPV protocol (Deitsch et al., Solar Energy 2019), on a CPU.
+
+    python benchmarks/elpv.py --out results.json --predictions predictions.csv
+
+Protocol: ``tl.elpv_split(seed=0)`` (1968 train / 656 test, stratified on probability x module
+type); binary target "probability > 0.5"; every choice (regularisation, ...) is made on
+``tl.validation_split(train_idx, seed=<training seed>)``, never on the test cells; training
+seeds 0, 1, 2 with the split fixed. Frozen-feature extraction is cached on disk, counted once
+and reported on its own. ``--quick`` is a smoke run on a small subset (structure, not accuracy).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import tlcourse as tl
+
+HERE = Path(__file__).resolve().parent
+
+
+# ---------------------------------------------------------------- measuring
+
+class PeakMemory:
+    """Peak resident memory (MiB) of this process while the block runs, sampled every 20 ms."""
+
+    def __enter__(self) -> "PeakMemory":
+        self.peak_mb, self._stop = _rss_mb(), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_mb = max(self.peak_mb, _rss_mb())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, _rss_mb())
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # not Linux: fall back on the process-wide peak
+        scale = 1 if sys.platform == "darwin" else 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def machine_description() -> dict:
+    """What ran the benchmark: CPU, cores, threads, library versions, and how busy the machine was."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": "cpu",
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "tlcourse": tl.__version__,
+        "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+# ---------------------------------------------------------------- the data
+
+def select_cells(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(cells, train_idx, test_idx)``: every cell, or a small stratified subset for ``--quick``."""
+    train_idx, test_idx = tl.elpv_split(seed=0)
+    if not quick:
+        return np.arange(len(tl.load_elpv())), train_idx, test_idx
+    ds = tl.load_elpv()
+    strata = np.char.add(ds.module_types.astype(str), np.rint(ds.probabilities * 3).astype(int).astype(str))
+    rng = np.random.default_rng(0)
+
+    def per_stratum(idx, n):
+        return np.sort(np.concatenate([rng.choice(idx[strata[idx] == s], n, replace=False) for s in np.unique(strata)]))
+
+    train_idx, test_idx = per_stratum(train_idx, 10), per_stratum(test_idx, 4)
+    return np.union1d(train_idx, test_idx), train_idx, test_idx
+
+
+def subset_factory(cells: np.ndarray):
+    """``load_elpv``, restricted to ``cells`` (features row i belongs to cell ``cells[i]``)."""
+    everything = len(cells) == len(tl.load_elpv())
+
+    def factory(transform=None):
+        ds = tl.load_elpv(transform=transform)
+        return ds if everything else torch.utils.data.Subset(ds, cells.tolist())
+
+    return factory
+
+
+# ---------------------------------------------------------------- strategies
+# Each strategy maps (seed, train positions, test positions) to test probabilities of "defective".
+
+def majority(ctx, seed, train, test):
+    """Always the training set's majority class (its frequency as the probability, so AUC is 0.5)."""
+    return np.full(len(test), ctx.y[train].mean())
+
+
+def probe_strategy(views_key):
+    """A logistic-regression probe on cached views; C chosen on the validation split of this seed."""
+    def run(ctx, seed, train, test):
+        views = ctx.views[views_key]
+        fit, val = ctx.validation(seed)
+        C, scores = tl.choose_C(views, ctx.y, fit, val, candidates=ctx.Cs)
+        ctx.notes.setdefault(views_key, {})[seed] = {"C": C, "validation_accuracy": scores[C]}
+        probe = tl.fit_probe_on_views([v[train] for v in views], ctx.y[train], C=C)
+        return tl.predict_views(probe, [v[test] for v in views])[:, 1]
+    return run
+
+
+def small_cnn(ctx, seed, train, test):
+    """tl.SmallCNN from scratch on 64 px grey cells, random flips/rotations, one-cycle AdamW."""
+    tl.seed_everything(seed)
+    model = tl.SmallCNN(num_classes=2, in_channels=1, width=ctx.cnn_width)
+    x, y = ctx.small, torch.as_tensor(ctx.y)
+    batch, epochs = 64, ctx.cnn_epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    steps = epochs * -(-len(train) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        model.train()
+        order = train[torch.randperm(len(train), generator=generator).numpy()]
+        for start in range(0, len(order), batch):
+            idx = order[start:start + batch]
+            xb = tl.random_dihedral(x[idx], generator)
+            loss = loss_fn(model(xb), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model(x[test[i:i + 256]]).softmax(1)[:, 1] for i in range(0, len(test), 256)]).numpy()
+
+
+class Context:
+    """Everything the strategies share: labels, cached views, the validation split per seed."""
+
+    def __init__(self, cells, train_cells, y, types, Cs):
+        self.cells, self.train_cells, self.y, self.types, self.Cs = cells, train_cells, y, types, Cs
+        self.position = {int(c): i for i, c in enumerate(cells)}
+        self.views: dict[str, list[np.ndarray]] = {}
+        self.notes: dict = {}
+
+    def positions(self, cells) -> np.ndarray:
+        """Rows of the cached arrays that hold these cells."""
+        return np.array([self.position[int(c)] for c in cells], dtype=int)
+
+    def validation(self, seed):
+        """Rows of the fit and validation parts carved from the train split (``tl.validation_split``)."""
+        fit_cells, val_cells = tl.validation_split(self.train_cells, seed=seed)
+        return self.positions(fit_cells), self.positions(val_cells)
+
+
+# ---------------------------------------------------------------- main
+
+def summarise(runs: list[dict]) -> dict:
+    out = {}
+    for key in ("accuracy", "balanced_accuracy", "roc_auc", "accuracy_mono", "accuracy_poly"):
+        values = np.array([r[key] for r in runs], dtype=float)
+        out[f"{key}_mean"] = float(np.mean(values))
+        out[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    out["accuracy_per_seed"] = [float(r["accuracy"]) for r in runs]
+    return out
+
+
+def markdown_table(results: dict) -> str:
+    rows = ["| strategy | accuracy | balanced acc. | ROC AUC | mono | poly | train+predict s (3 seeds) | features s (once) | peak MiB |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results["strategies"].items():
+        pct = lambda k: f"{100 * r[k + '_mean']:.2f} ± {100 * r[k + '_std']:.2f}"
+        rows.append(f"| {name} | {pct('accuracy')} | {pct('balanced_accuracy')} | {pct('roc_auc')} | "
+                    f"{100 * r['accuracy_mono_mean']:.2f} | {100 * r['accuracy_poly_mean']:.2f} | "
+                    f"{r['wall_seconds']:.1f} | {r['extraction_seconds']:.1f} | {r['peak_memory_mb']:.0f} |")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("results.json"))
+    parser.add_argument("--predictions", type=Path, default=Path("predictions.csv"))
+    parser.add_argument("--report", type=Path, default=None,
+                        help="Markdown report (default: benchmarks/RESULTS.md; none with --quick)")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run: structure, not accuracy")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2; 0 1 with --quick)")
+    parser.add_argument("--size", type=int, default=160, help="backbone input size in px")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    size = 64 if args.quick else args.size
+    seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
+    turns = tl.ROTATIONS[:2] if args.quick else tl.ROTATIONS
+    report = args.report if args.report is not None else (None if args.quick else HERE / "RESULTS.md")
+    command = "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:]))
+    started = time.perf_counter()
+    machine = machine_description()
+
+    ds = tl.load_elpv()
+    cells, train_cells, test_cells = select_cells(args.quick)
+    ctx = Context(cells, train_cells, ds.labels[cells], ds.module_types[cells], Cs=(0.01,) if args.quick else (0.001, 0.003, 0.01, 0.03))
+    train, test = ctx.positions(train_cells), ctx.positions(test_cells)
+    ctx.cnn_width, ctx.cnn_epochs = (8, 1) if args.quick else (16, 12)
+
+    # ---- frozen features: one backbone pass per rotation, cached on disk, timed once
+    backbone = tl.load_backbone()
+    extraction = {"size": size, "layers": list(tl.PROBE_LAYERS), "views": []}
+    views = []
+    for turn in turns:
+        with tl.Timer() as timer, PeakMemory() as memory:
+            feats = tl.extract_rotated_features(backbone, size=size, turns=[turn], progress=not args.quick,
+                                               dataset_factory=subset_factory(cells))[0]
+        views.append(feats)
+        extraction["views"].append({"quarter_turns": turn, "seconds": timer.seconds,
+                                    "images_per_second": len(cells) / timer.seconds, "peak_memory_mb": memory.peak_mb})
+        print(f"features, {90 * turn:3d} deg: {timer.seconds:6.1f} s ({len(cells) / timer.seconds:.0f} images/s)", flush=True)
+    view_seconds = [v["seconds"] for v in extraction["views"]]
+    ctx.views["final"] = [views[0]["features"].numpy()]
+    ctx.views["multi"] = [tl.stack_layers(views[0])]
+    ctx.views["rotations"] = [tl.stack_layers(v) for v in views]
+    with tl.Timer() as timer:
+        ctx.views["pixels"] = [tl.cells_as_tensor(ds.images[cells], 32).flatten(1).numpy()]
+        ctx.small = tl.cells_as_tensor(ds.images[cells], 32 if args.quick else 64)
+    extraction["small_images_seconds"] = timer.seconds
+
+    strategies = {
+        "majority": (majority, 0.0),
+        "raw_pixels_logreg": (probe_strategy("pixels"), 0.0),
+        "small_cnn_scratch": (small_cnn, 0.0),
+        "linear_probe": (probe_strategy("final"), view_seconds[0]),
+        "multi_stage_probe": (probe_strategy("multi"), view_seconds[0]),
+        "rotation_ensemble_probe": (probe_strategy("rotations"), sum(view_seconds)),
+    }
+    results = {"strategies": {}, "extraction": extraction}
+    rows = []
+    for name, (run, extraction_seconds) in strategies.items():
+        per_seed = []
+        with tl.Timer() as timer, PeakMemory() as memory:
+            for seed in seeds:
+                prob = np.asarray(run(ctx, seed, train, test), dtype=float)
+                metrics = tl.classification_metrics(ctx.y[test], prob, groups=ctx.types[test])
+                per_seed.append(metrics)
+                predicted = (prob >= 0.5).astype(int)
+                rows += [(name, seed, int(c), int(p)) for c, p in zip(test_cells, predicted)]
+        summary = summarise(per_seed)
+        summary.update(wall_seconds=timer.seconds, extraction_seconds=extraction_seconds,
+                       total_seconds=timer.seconds + extraction_seconds, peak_memory_mb=memory.peak_mb,
+                       seeds=list(seeds))
+        if name in ("raw_pixels_logreg", "linear_probe", "multi_stage_probe", "rotation_ensemble_probe"):
+            key = {"raw_pixels_logreg": "pixels", "linear_probe": "final", "multi_stage_probe": "multi",
+                   "rotation_ensemble_probe": "rotations"}[name]
+            summary["chosen_on_validation"] = {str(s): v for s, v in ctx.notes.get(key, {}).items()}
+        results["strategies"][name] = summary
+        print(f"{name:26s} accuracy {100 * summary['accuracy_mean']:.2f} ± {100 * summary['accuracy_std']:.2f}"
+              f"  ({timer.seconds:.1f} s)", flush=True)
+
+    machine["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    results["machine"] = machine
+    results["protocol"] = {"split_seed": 0, "train": len(train_cells), "test": len(test_cells), "quick": args.quick,
+                           "target": "probability > 0.5", "index": "position in elpv_dataset.utils.load_dataset() order"}
+    results["wall_seconds_total"] = time.perf_counter() - started
+    results["command"] = command
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=_jsonable))
+    with open(args.predictions, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["strategy", "seed", "index", "predicted"])
+        writer.writerows(rows)
+    table = markdown_table(results)
+    print(table)
+    print(f"whole benchmark: {results['wall_seconds_total']:.0f} s")
+    if report is not None:
+        write_report(report, results, table)
+    return results
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(type(value))
+
+
+def write_report(path: Path, results: dict, table: str) -> None:
+    """Replace the generated block of RESULTS.md (between the markers) with this run's table."""
+    m = results["machine"]
+    block = "\n".join([
+        "<!-- generated by benchmarks/elpv.py: begin -->",
+        f"Command: `{results['command']}`",
+        "",
+        f"Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']} with {m['torch_threads']} threads, "
+        f"Python {m['python']}; load average {m['load_average_start'][0]:.1f} at start, "
+        f"{m['load_average_end'][0]:.1f} at the end (other jobs shared the cores).",
+        "",
+        f"Whole benchmark: **{results['wall_seconds_total']:.0f} s** wall. Feature extraction (once, "
+        f"{results['extraction']['size']} px): " + ", ".join(
+            f"{90 * v['quarter_turns']}°: {v['seconds']:.0f} s" for v in results["extraction"]["views"]) + ".",
+        "",
+        table,
+        "<!-- generated by benchmarks/elpv.py: end -->",
+    ])
+    text = path.read_text() if path.exists() else "# ELPV benchmark results\n\n<!-- generated by benchmarks/elpv.py: begin -->\n<!-- generated by benchmarks/elpv.py: end -->\n"
+    begin, end = "<!-- generated by benchmarks/elpv.py: begin -->", "<!-- generated by benchmarks/elpv.py: end -->"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text += "\n" + block + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
