@@ -1,4 +1,4 @@
-"""The ``tlcourse`` command: ``doctor``, ``exercises build|check``, ``grade``."""
+"""The ``tlcourse`` command: ``doctor``, ``exercises build|check``, ``grade``, ``site build``."""
 from __future__ import annotations
 
 import argparse
@@ -60,6 +60,17 @@ def _grade(args) -> int:
     return 0
 
 
+def _site(args) -> int:
+    from . import site
+
+    try:
+        pages = site.build(args.out, _course_folder(args.lessons, "lessons"), not args.no_execute, args.timeout)
+    except FileNotFoundError as err:
+        print(f"tlcourse site: {err}", file=sys.stderr)
+        return 2
+    return 1 if any(page.error for page in pages) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlcourse", description="Tools of the transfer-learning course.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--solutions", help="folder of solution notebooks (default: solutions)")
     gr.add_argument("--feedback", help="folder for the feedback files (default: <out>_feedback/)")
     gr.set_defaults(func=_grade)
+
+    st = sub.add_parser("site", help="write an executed HTML copy of the lessons, with an index page")
+    st.add_argument("action", choices=["build"])
+    st.add_argument("--out", required=True, help="folder to write the HTML pages into")
+    st.add_argument("--lessons", help="folder of lesson notebooks (default: lessons)")
+    st.add_argument("--no-execute", action="store_true", help="render the notebooks with the outputs they were saved with")
+    st.add_argument("--timeout", type=float, default=600.0, help="seconds per cell (default 600)")
+    st.set_defaults(func=_site)
     return parser
 
 
