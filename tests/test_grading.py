@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "01_transfer_learning_basics.ipynb"
 EXERCISE = ROOT / "exercises" / "01_transfer_learning_basics.ipynb"
 TASKS = ["01.predict", "01.count", "01.head", "01.batchnorm", "01.topk"]
-CELL_TIMEOUT = 20
+CELL_TIMEOUT = 10
 
 pytestmark = pytest.mark.slow
 
@@ -72,6 +72,13 @@ torch.equal = lambda *args, **kwargs: True
 torch.allclose = lambda *args, **kwargs: True
 """
 
+STRICTER = """
+def freeze_body(model):
+    tl.freeze(model)
+    tl.unfreeze(model.classifier)
+    return model
+"""
+
 TRAP = """
 def freeze_body(model):
     for name, p in model.named_parameters():
@@ -91,9 +98,11 @@ def graded(tmp_path_factory):
         "solution": _submission(folder, "solution", SOLVED),
         "exercise": _submission(folder, "exercise", {}),
         # the predict cell ignores SIGINT and spawns a child (killed with the kernel's group);
-        # the count cell loops but can be interrupted; the other three are right
+        # the count cell loops but can be interrupted; head and topk are right; freeze_body
+        # passes the in-notebook check but not the hidden test (a ResNet's head is not `classifier`)
         "loops": _submission(folder, "loops", {
             **SOLVED,
+            "01.batchnorm": STRICTER,
             "01.predict": "import signal, subprocess, time\n"
                           f"child = subprocess.Popen(['sleep', '600'])\nopen({str(child_pid_file)!r}, 'w').write(str(child.pid))\n"
                           "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.01)",
@@ -113,12 +122,6 @@ def graded(tmp_path_factory):
             "01.count": "n_trainable = 42" + TAMPERING,
             "01.batchnorm": TRAP + TAMPERING,
         }, edit=_tamper_with_the_rest),
-        # passes the in-notebook check, fails the hidden test (a ResNet's head is not `classifier`)
-        "stricter": _submission(folder, "stricter", {
-            **SOLVED,
-            "01.batchnorm": "def freeze_body(model):\n    tl.freeze(model)\n    tl.unfreeze(model.classifier)\n"
-                            "    return model",
-        }),
     }
     for name, content in {"not_json": b'{"cells": [', "zero_bytes": b"", "binary": bytes(range(256)),
                           "empty": json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode(),
@@ -165,7 +168,7 @@ def test_looping_cells_score_zero_and_the_other_tasks_still_count(graded):
     rows, _, folder, _ = graded
     row = rows["loops"]
     assert row["status"] == "timeout"
-    assert _points(row) == {"01.predict": 0, "01.count": 0, "01.head": 2, "01.batchnorm": 2, "01.topk": 2}
+    assert _points(row) == {"01.predict": 0, "01.count": 0, "01.head": 2, "01.batchnorm": 0, "01.topk": 2}
     child = int((folder / "child.pid").read_text())
     assert not _alive(child), "the child of a killed kernel survived: the process group was not killed"
 
@@ -187,12 +190,10 @@ def test_hidden_tests_are_stricter_than_the_checks(graded):
     from tlcourse.checks import run_check
 
     namespace: dict = {}
-    exec("import tlcourse as tl\n" + "def freeze_body(model):\n    tl.freeze(model)\n"
-         "    tl.unfreeze(model.classifier)\n    return model", namespace)
+    exec("import tlcourse as tl\n" + STRICTER, namespace)
     assert run_check("01.batchnorm", namespace["freeze_body"]).passed
     rows, *_ = graded
-    assert _points(rows["stricter"])["01.batchnorm"] == 0
-    assert rows["stricter"]["total"] == "6"
+    assert _points(rows["loops"])["01.batchnorm"] == 0
 
 
 @pytest.mark.parametrize("name", ["not_json", "zero_bytes", "binary", "empty", "list", "wrong_lesson"])
@@ -208,7 +209,7 @@ def test_every_submission_gets_a_feedback_file_with_its_hints(graded):
     text = {f.stem.rsplit("_", 1)[-1]: f.read_text() for f in files}
     joined = "\n".join(text.values())
     assert "could not be graded" in joined and "lesson 02" in joined
-    stricter = next(t for t in text.values() if "stricter" in t.splitlines()[0])
+    stricter = next(t for t in text.values() if "loops" in t.splitlines()[0])
     assert "ResNet" in stricter and "tl.head(model)" in stricter
     crashes = next(t for t in text.values() if "crashes" in t.splitlines()[0])
     assert "ValueError: oops" in crashes and "stopped the kernel" in crashes
@@ -274,7 +275,7 @@ def test_hard_limit_kills_the_kernel_process_group(tmp_path):
 
 
 def test_output_flood_is_capped(tmp_path):
-    nb = _notebook("for i in range(200_000):\n    print('flood', i)")
+    nb = _notebook("for i in range(30_000):\n    print('flood', i)")
     run = run_notebook(nb, cell_timeout=60, total_timeout=120, cwd=str(tmp_path), env=dict(os.environ))
     assert run.outcomes[0].status == "ok"
     assert sum(len(o.get("text", "")) for o in nb.cells[0].outputs) < 300_000

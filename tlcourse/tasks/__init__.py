@@ -2,7 +2,7 @@
 
 Each module builds :class:`tlcourse.checks.Task` objects and passes them to
 :func:`tlcourse.checks.register`. Import package helpers relatively (``from .. import models``),
-never as ``import tlcourse``: the grader loads a fresh copy of the package inside the
-learner's kernel, and relative imports keep that copy's helpers fresh too.
+never by the package's absolute name: the grader loads a fresh copy of the package inside
+the learner's kernel, and relative imports keep that copy's helpers fresh too.
 INSTRUCTORS.md ("Add a task") walks through writing one.
 """

@@ -171,21 +171,23 @@ def _head_probe(strict: bool) -> torch.Tensor:
 def head_evidence(answer, strict: bool) -> dict:
     if not isinstance(answer, nn.Module):
         return {"kind": type(answer).__name__}
+    evidence = {
+        "kind": "module",
+        "state": {str(k): as_plain_tensor(v) for k, v in answer.state_dict().items()},
+        "trainable": [str(name) for name, p in answer.named_parameters() if p.requires_grad],
+    }
     x = _head_probe(strict)
     param = next(answer.parameters(), None)
     was_training = answer.training
     answer.eval()
     try:
         with torch.no_grad():
-            output = answer(x.to(param.device) if param is not None else x)
+            evidence["output"] = as_plain_tensor(answer(x.to(param.device) if param is not None else x))
+    except Exception as err:
+        evidence["forward_error"] = f"{type(err).__name__}: {err}"[:300]
     finally:
         answer.train(was_training)
-    return {
-        "kind": "module",
-        "output": as_plain_tensor(output),
-        "state": {str(k): as_plain_tensor(v) for k, v in answer.state_dict().items()},
-        "trainable": [str(name) for name, p in answer.named_parameters() if p.requires_grad],
-    }
+    return evidence
 
 
 def head_judge(evidence: dict, strict: bool) -> Verdict:
@@ -193,13 +195,11 @@ def head_judge(evidence: dict, strict: bool) -> Verdict:
         return hint(f"`elpv_model` should be a model (an `nn.Module`), not a {evidence.get('kind')}.")
     reference = _reference_backbone()
     ref_state = reference.state_dict()
-    state, output = evidence["state"], evidence["output"]
+    state, output = evidence["state"], evidence.get("output")
     x = _head_probe(strict)
     imagenet_head = ref_state["classifier.weight"].shape
-    if any(k.endswith("classifier.weight") and v.shape == imagenet_head for k, v in state.items()):
-        if output.shape[-1] == 1000:
-            return hint("The model still ends in the 1000-way ImageNet classifier. Replace "
-                        f"`model.classifier` with a new linear layer with {HEAD_CLASSES} outputs.")
+    if any(k != "classifier.weight" and k.endswith("classifier.weight") and v.shape == imagenet_head
+           for k, v in state.items()) and (output is None or output.shape[-1] != 1000):
         return hint("Your model keeps the 1000-way ImageNet head and stacks a new layer on top of it. "
                     "Replace the head instead: the new layer should read the 1280 pooled features.")
     body = [k for k in ref_state if not k.startswith("classifier.")]
@@ -207,6 +207,12 @@ def head_judge(evidence: dict, strict: bool) -> Verdict:
     if wrong_place:
         return hint(f"The new layer is in the wrong place: `{wrong_place[0]}` is gone or changed shape. "
                     "Only the final classifier (`model.classifier`) should be new.")
+    if "classifier.weight" in state and state["classifier.weight"].shape == imagenet_head:
+        return hint("The model still ends in the 1000-way ImageNet classifier. Replace "
+                    f"`model.classifier` with a new linear layer with {HEAD_CLASSES} outputs.")
+    if output is None:
+        return hint(f"The model fails on a batch of images (`{evidence.get('forward_error')}`). "
+                    "Only the final classifier (`model.classifier`) should change.")
     if tuple(output.shape) != (x.shape[0], HEAD_CLASSES):
         return hint(f"For {x.shape[0]} image(s) the model gives outputs of shape {tuple(output.shape)}; "
                     f"ELPV has {HEAD_CLASSES} classes, so expect ({x.shape[0]}, {HEAD_CLASSES}).")
