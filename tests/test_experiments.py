@@ -192,3 +192,47 @@ def test_mmd_separates_shifted_samples_from_samples_of_one_distribution():
 def test_cells_as_tensor_scales_to_minus_one_one():
     x = tl.cells_as_tensor(np.array([[[0, 255], [255, 0]]], dtype=np.uint8).repeat(4, 1).repeat(4, 2), size=4)
     assert x.shape == (1, 1, 4, 4) and x.min() == -1 and x.max() == 1
+
+
+def test_random_crops_are_square_pieces_of_the_photo():
+    photo = np.arange(40 * 60 * 3, dtype=np.uint8).reshape(40, 60, 3)
+    crops = tl.random_crops(photo, count=5, seed=0, min_fraction=0.5)
+    assert len(crops) == 5
+    assert all(c.shape[0] == c.shape[1] and 20 <= c.shape[0] <= 40 and c.shape[2] == 3 for c in crops)
+
+
+def test_rendered_words_are_dark_text_on_white_and_bold_is_darker():
+    regular = tl.render_words(["defect", "crack"], bold=False, renders=2, seed=0)
+    bold = tl.render_words(["defect", "crack"], bold=True, renders=2, seed=0)
+    assert len(regular) == 4 and regular[0].shape == (160, 160) and regular[0].max() == 255 and regular[0].min() < 50
+    assert np.mean([b.mean() for b in bold]) < np.mean([r.mean() for r in regular])
+
+
+def test_grouped_cross_validation_never_tests_on_a_trained_group():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(20), 3)
+    y = groups % 2
+    # each group has its own random code: memorising groups cannot predict a held-out group's label
+    x = rng.normal(size=(20, 16))[groups] + 0.01 * rng.normal(size=(60, 16))
+    memorised, _ = tl.grouped_cv_accuracy(x, y, groups, folds=4)
+    assert memorised < 0.8
+    separable, error = tl.grouped_cv_accuracy(y[:, None] + 0.01 * rng.normal(size=(60, 1)), y, groups, folds=4)
+    assert separable == 1.0 and error == 0.0
+
+
+def test_stage_costs_cover_every_stage():
+    model = _tiny_top()
+    rows = tl.stage_costs(model, torch.randn(2, 4, 5, 5), repeats=1)
+    assert [r["stage"] for r in rows] == ["stage6", "conv_head", "classifier"]
+    assert rows[0]["parameters"] == sum(p.numel() for p in model.parts["stage6"].parameters())
+    assert all(r["seconds"] >= 0 for r in rows)
+
+
+def test_embedding_images_matches_the_cached_feature_path(backbone):
+    photos = [np.full((50, 50), 128, dtype=np.uint8), np.eye(64, dtype=np.uint8) * 255]
+    embedded = tl.embed_images(backbone, photos, size=64, device="cpu")
+    batch = torch.stack([tl.preprocess(64)(p) for p in photos])
+    with torch.no_grad():
+        reference = tl.forward_stages(backbone, batch, ["conv_head"], pool=True)["conv_head"]
+    assert embedded.shape == (2, 1280)
+    torch.testing.assert_close(embedded, reference)

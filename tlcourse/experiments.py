@@ -124,6 +124,26 @@ def weight_change(before: nn.Module, after: nn.Module) -> dict[str, float]:
     return change
 
 
+@torch.no_grad()
+def stage_costs(model: nn.Module, images: torch.Tensor, repeats: int = 3) -> list[dict]:
+    """Parameters and forward time (best of ``repeats``) of each stage on one batch of ``images``.
+
+    Shows where a backbone keeps its weights (late stages) and spends its compute (early,
+    high-resolution stages): the reason to freeze and cache the bottom (lesson 03).
+    """
+    model.eval()
+    rows, x = [], images
+    for name, part in stages(model).items():
+        seconds = []
+        for _ in range(repeats):
+            with Timer() as timer:
+                out = part(x)
+            seconds.append(timer.seconds)
+        rows.append({"stage": name, "parameters": sum(p.numel() for p in part.parameters()), "seconds": min(seconds)})
+        x = out
+    return rows
+
+
 def epochs_for(n_train: int, batch_size: int, min_steps: int, max_epochs: int, min_epochs: int = 1) -> int:
     """Epochs that give at least ``min_steps`` updates: small sets get more epochs, never more than ``max_epochs``."""
     steps_per_epoch = math.ceil(n_train / batch_size)
@@ -205,7 +225,7 @@ class DihedralLoader:
 
 def cells_as_tensor(images, size: int = 64) -> torch.Tensor:
     """ELPV's uint8 images as a ``(N, 1, size, size)`` float tensor scaled to [-1, 1] (for a CNN from scratch)."""
-    x = torch.as_tensor(np.asarray(images), dtype=torch.float32).unsqueeze(1) / 255.0
+    x = torch.as_tensor(np.array(images, dtype=np.float32)).unsqueeze(1) / 255.0
     x = nn.functional.interpolate(x, size=(size, size), mode="area")
     return (x - 0.5) / 0.5
 
@@ -227,7 +247,7 @@ def linear_probe_strategy(features, labels, test_idx, train_idx, seed: int = 0, 
 
 def fine_tuning_strategy(
     top: nn.Module, activations, features, labels, test_idx, train_idx, seed: int = 0,
-    min_steps: int = 40, max_epochs: int = 20, batch_size: int = 32, head_lr: float = 1e-3,
+    min_steps: int = 30, max_epochs: int = 10, batch_size: int = 32, head_lr: float = 1e-3,
     body_lr: float = 1e-4, batchnorm: str = "eval", C: float = 0.05, device=None,
 ) -> np.ndarray:
     """Fine-tuning: start the head from a linear probe, then fine-tune ``top`` on cached activations.
@@ -245,15 +265,16 @@ def fine_tuning_strategy(
 
 
 def from_scratch_strategy(
-    images: torch.Tensor, labels, test_idx, train_idx, seed: int = 0, min_steps: int = 60,
-    max_epochs: int = 40, batch_size: int = 32, lr: float = 3e-3, width: int = 16, device=None,
+    images: torch.Tensor, labels, test_idx, train_idx, seed: int = 0, min_steps: int = 80,
+    max_epochs: int = 20, min_epochs: int = 4, batch_size: int = 32, lr: float = 3e-3, width: int = 16,
+    device=None,
 ) -> np.ndarray:
     """From scratch: ``tl.SmallCNN`` on small images with flips and transposes; returns test probabilities."""
     seed_everything(seed)
     labels = np.asarray(labels)
     model = SmallCNN(num_classes=int(labels.max()) + 1, in_channels=images.shape[1], width=width)
     loader = DihedralLoader(tensor_loader(images[train_idx], labels[train_idx], batch_size, shuffle=True, seed=seed), seed)
-    epochs = epochs_for(len(train_idx), batch_size, min_steps, max_epochs)
+    epochs = epochs_for(len(train_idx), batch_size, min_steps, max_epochs, min_epochs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * len(loader))
     fit(model, loader, epochs, optimizer=optimizer, scheduler=scheduler, device=device, progress=False)
@@ -432,3 +453,71 @@ def distance_matrix(samples: dict, bandwidth: float | None = None) -> tuple[np.n
     names = list(arrays)
     matrix = np.array([[mmd(arrays[p], arrays[q], bandwidth) if p != q else 0.0 for q in names] for p in names])
     return matrix, bandwidth
+
+
+# ---------------------------------------------------------------- images from elsewhere (lesson 05)
+
+def random_crops(image, count: int, seed: int = 0, min_fraction: float = 0.5) -> list[np.ndarray]:
+    """``count`` random square crops of a photo, each ``min_fraction`` to all of its shorter side."""
+    image = np.asarray(image)
+    rng = np.random.default_rng(seed)
+    side = min(image.shape[:2])
+    crops = []
+    for _ in range(count):
+        size = int(rng.uniform(min_fraction, 1.0) * side)
+        top, left = rng.integers(0, image.shape[0] - size + 1), rng.integers(0, image.shape[1] - size + 1)
+        crops.append(np.ascontiguousarray(image[top:top + size, left:left + size]))
+    return crops
+
+
+@torch.no_grad()
+def embed_images(model: nn.Module, images, size: int = 160, batch_size: int = 64, device=None) -> torch.Tensor:
+    """Pooled final features of a list of images (arrays, grey or RGB) that are not a cached dataset."""
+    from .features import forward_stages
+    from .models import preprocess
+
+    device = torch.device(device) if device is not None else default_device()
+    transform = preprocess(size)
+    model.eval().to(device)
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        batch = torch.stack([transform(np.ascontiguousarray(im)) for im in images[start:start + batch_size]])
+        chunks.append(forward_stages(model, batch.to(device), [list(stages(model))[-2]], pool=True)
+                      [list(stages(model))[-2]].float().cpu())
+    return torch.cat(chunks)
+
+
+def render_words(words: Sequence[str], bold: bool = False, size: int = 160, renders: int = 1, seed: int = 0) -> list[np.ndarray]:
+    """Each word drawn ``renders`` times as black text on white, at a random size and position (lesson 05)."""
+    from matplotlib import font_manager
+    from PIL import Image, ImageDraw, ImageFont
+
+    path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal"))
+    rng = np.random.default_rng(seed)
+    out = []
+    for word in words:
+        for _ in range(renders):
+            font = ImageFont.truetype(path, int(rng.integers(20, 30)))
+            canvas = Image.new("L", (size, size), 255)
+            draw = ImageDraw.Draw(canvas)
+            width = draw.textlength(word, font=font)
+            x = rng.uniform(2, max(3, size - width - 2))
+            draw.text((x, rng.uniform(20, size - 50)), word, fill=0, font=font)
+            out.append(np.asarray(canvas))
+    return out
+
+
+def grouped_cv_accuracy(features, labels, groups, folds: int = 4, C: float = 0.05) -> tuple[float, float]:
+    """Cross-validated accuracy of a linear probe, never testing on a group (e.g. a word) it trained on.
+
+    Returns the accuracy and its standard error (binomial, over all held-out predictions).
+    """
+    from sklearn.model_selection import GroupKFold
+
+    x, y = np.asarray(features), np.asarray(labels)
+    correct = np.zeros(len(y), dtype=bool)
+    for fit_idx, held_out in GroupKFold(n_splits=folds).split(x, y, groups):
+        probe = fit_linear_probe(x[fit_idx], y[fit_idx], C=C)
+        correct[held_out] = probe_probabilities(probe, x[held_out]).argmax(1) == y[held_out]
+    accuracy = correct.mean()
+    return float(accuracy), float(np.sqrt(accuracy * (1 - accuracy) / len(y)))
