@@ -6,6 +6,7 @@ Every submission is graded in one ``tlcourse grade`` call (two at a time) to kee
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import time
@@ -89,10 +90,27 @@ def freeze_body(model):
 """
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """Grade every submission of this module in one CLI call; returns (rows by name, feedback dir, folder, seconds)."""
-    folder = tmp_path_factory.mktemp("submissions")
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory, request):
+    """Grade every submission of this module in one CLI call; returns (rows by name, feedback dir, folder, seconds).
+
+    Under pytest-xdist the first worker grades and the others read its results, so the class is
+    graded once however the tests are spread.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):
+        shared = shared.parent
+    results = shared / "graded.json"
+    with open(shared / "graded.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not results.is_file():
+            results.write_text(json.dumps(_grade_everything(shared / "submissions")))
+    rows, feedback, folder, seconds = json.loads(results.read_text())
+    return rows, Path(feedback), Path(folder), seconds
+
+
+def _grade_everything(folder: Path):
+    folder.mkdir()
     child_pid_file = folder / "child.pid"
     paths = {
         "solution": _submission(folder, "solution", SOLVED),
@@ -144,7 +162,7 @@ def graded(tmp_path_factory):
         rows = list(csv.DictReader(handle))
     by_name = {Path(row["submission"]).stem: row for row in rows}
     assert len(rows) == len(paths)
-    return by_name, folder / "gradebook_feedback", folder, seconds
+    return by_name, str(folder / "gradebook_feedback"), str(folder), seconds
 
 
 def _points(row) -> dict[str, int]:
@@ -284,5 +302,17 @@ def test_output_flood_is_capped(tmp_path):
 
 def test_grading_a_folder_without_course_notebooks_writes_invalid_rows(tmp_path):
     (tmp_path / "a.ipynb").write_text("not json")
-    results = grade([tmp_path], Settings(solutions=ROOT / "solutions"))
-    assert [r.status for r in results] == ["invalid"]
+    results = grade([tmp_path, tmp_path / "missing.ipynb"], Settings(solutions=ROOT / "solutions"))
+    assert [r.status for r in results] == ["invalid", "invalid"]
+
+
+def test_a_lesson_without_solution_or_tasks_still_writes_a_gradebook(tmp_path):
+    nb = nbformat.read(str(SOLUTION), 4)
+    nb.metadata["tlcourse"] = {"lesson": "97"}
+    nbformat.write(nb, str(tmp_path / "alone.ipynb"))
+    out = tmp_path / "book.csv"
+    assert main(["grade", str(tmp_path / "alone.ipynb"), "--out", str(out), "--solutions", str(ROOT / "solutions")]) == 0
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["status"], r["total"]) for r in rows] == [("invalid", "0")]
+    assert "no graded tasks" in next((tmp_path / "book_feedback").glob("*.md")).read_text()

@@ -48,15 +48,13 @@ def _grade(args) -> int:
 
     settings = Settings(cell_timeout=args.cell_timeout, submission_timeout=args.timeout, jobs=args.jobs,
                         lesson=args.lesson.zfill(2) if args.lesson else None, solutions=_course_folder(args.solutions, "solutions"))
-    try:
-        results = grade(args.submissions, settings)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"tlcourse grade: {err}", file=sys.stderr)
-        return 2
+    results = grade(args.submissions, settings)
     feedback = write_gradebook(results, Path(args.out), args.feedback)
     for r in results:
         print(f"{r.total:>3} / {r.max_points:<3} {r.status:<8} {r.submission}")
     print(f"wrote {args.out} ({len(results)} rows) and feedback files in {feedback}/")
+    if results and all(r.status == "invalid" for r in results):
+        print("tlcourse grade: no submission could be graded; read a feedback file to see why.", file=sys.stderr)
     return 0
 
 

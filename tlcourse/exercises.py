@@ -36,7 +36,7 @@ def read_notebook(path: str | Path) -> nbformat.NotebookNode:
 
 def notebook_text(nb: nbformat.NotebookNode) -> str:
     """The notebook as JSON, formatted the same way every time (sorted keys, one-space indent)."""
-    return nbformat.writes(nb) .rstrip("\n") + "\n"
+    return nbformat.writes(nb).rstrip("\n") + "\n"
 
 
 def write_notebook(nb: nbformat.NotebookNode, path: str | Path) -> None:

@@ -75,7 +75,9 @@ def read_submission(path: Path) -> dict:
         nb = json.loads(path.read_bytes().decode("utf-8"))
     except Invalid:
         raise
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+    except OSError as err:
+        raise Invalid(f"the file cannot be read ({type(err).__name__})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise Invalid(f"it is not a readable notebook (not valid JSON: {type(err).__name__})") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise Invalid("it is JSON but not a Jupyter notebook (no list of cells)")
@@ -309,15 +311,18 @@ def grade(items: list[str | Path], settings: Settings) -> list[Result]:
 
     paths = collect_submissions(items)
     lesson = settings.lesson or assignment_lesson(paths)
+    problem = None
     if lesson is None:
-        results = [Result(str(p), None, status="invalid") for p in paths]
+        problem = "it is not an exercise notebook of this course (no lesson id, no answer cells)"
+    elif not lesson_tasks(lesson):
+        problem = f"lesson {lesson} has no graded tasks (no tlcourse/tasks/l{lesson}.py)"
+    elif not list(settings.solutions.glob(f"{lesson}_*.ipynb")):
+        problem = f"there is no solution notebook {settings.solutions}/{lesson}_*.ipynb to grade lesson {lesson} against"
+    if problem:
+        results = [Result(str(p), lesson, status="invalid") for p in paths]
         for r in results:
-            r.feedback = _feedback(r, [], {}, "This file could not be graded: it is not an exercise "
-                                   "notebook of this course (no lesson id, no answer cells).")
+            r.feedback = _feedback(r, [], {}, f"This file could not be graded: {problem}.")
         return results
-    if not lesson_tasks(lesson):
-        raise ValueError(f"Lesson {lesson} has no graded tasks (tlcourse/tasks/l{lesson}.py).")
-    solution_for(lesson, settings.solutions)  # fail early, with a clear message
     with tempfile.TemporaryDirectory(prefix="tlgrade-pkg-") as tmp:
         package = _snapshot_package(Path(tmp))
         with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:

@@ -97,7 +97,7 @@ class NotebookRun:
 
     def kill(self) -> None:
         """Kill the current kernel's whole process group (safe to call any time)."""
-        if self.kernel_pgid:
+        if self.kernel_pgid and hasattr(os, "killpg"):  # on Windows, nbclient's shutdown has to do
             try:
                 os.killpg(self.kernel_pgid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
