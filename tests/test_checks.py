@@ -210,3 +210,22 @@ def test_task_modules_import_the_package_relatively():
     for path in (ROOT / "tlcourse" / "tasks").glob("*.py"):
         text = path.read_text()
         assert "import tlcourse" not in text and "from tlcourse" not in text, path
+
+
+@pytest.mark.parametrize("task_id", [t.id for t in lesson_tasks("01")])
+def test_malformed_or_partial_evidence_never_passes_a_hidden_test(reference, task_id):
+    """The grader judges evidence written by a kernel it does not trust."""
+    from tlcourse.checks import evidence_for, judge_evidence
+
+    task = get_task(task_id)
+    lenient = evidence_for(task, reference[task.answer], strict=False)
+    forged = [{}, {"kind": "function", "cases": []}, {"kind": "number"}, {"kind": "module", "state": {}},
+              {"kind": "list", "items": None}, None, 42]
+    if task_id in ("01.batchnorm", "01.topk", "01.head"):
+        forged.append(lenient)  # the check's evidence lacks the hidden test's extra cases
+    for evidence in forged:
+        try:
+            verdict = judge_evidence(task, evidence, strict=True)
+        except Exception:
+            continue  # the grader turns this into 0 points
+        assert not verdict.passed, (task_id, evidence)

@@ -217,7 +217,7 @@ def _answer_tags(submission: dict) -> list[str]:
 def _run_and_judge(submission: dict, result: Result, tasks, settings: Settings, package: Path) -> None:
     import torch
 
-    from ..checks import judge_evidence
+    from ..checks import hint, judge_evidence
     from .kernel import run_notebook
 
     solution = solution_for(result.lesson, settings.solutions)
@@ -248,9 +248,9 @@ def _run_and_judge(submission: dict, result: Result, tasks, settings: Settings, 
                 continue
             try:
                 evidence = torch.load(paths[task.id], map_location="cpu", weights_only=True)
-            except Exception:
-                evidence = None
-            verdict = judge_evidence(task, evidence, strict=True)
+                verdict = judge_evidence(task, evidence, strict=True)
+            except Exception as err:  # missing, unreadable or malformed evidence earns nothing
+                verdict = hint(f"The hidden test could not use this answer ({type(err).__name__}).")
             result.points[task.id] = task.points if verdict.passed else 0
             notes[task.id] = verdict.markdown(task.id)
     statuses = {o.status for o in outcomes.values()}
