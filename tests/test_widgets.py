@@ -112,7 +112,7 @@ def test_static_quiz_shows_question_options_and_a_folded_answer():
     view = tl.quiz("2 + 2?", ["3", "4"], answer=1, explanation="Four.", interactive=False)
     assert isinstance(view, widgets.StaticView)
     assert "2 + 2?" in repr(view) and "answer: b) 4" in repr(view)
-    assert "<details>" in view._repr_html_() and "<li>3</li>" in view._repr_html_()
+    assert "<details>" in view._repr_html_() and "a) 3</div>" in view._repr_html_()
 
 
 def test_static_quiz_bank_and_flashcards_list_every_item():

@@ -113,11 +113,12 @@ def _static_quiz(items: Sequence[Question], title: str = "") -> StaticView:
         options = "\n".join(f"   {_LETTERS[i]}) {o}" for i, o in enumerate(q.options))
         texts.append(f"{number}. {q.prompt}\n{options}\n   answer: {_LETTERS[q.answer]}) {q.options[q.answer]}. "
                      f"{q.explanation}")
-        items_html = "".join(f"<li>{html.escape(o)}</li>" for o in q.options)
+        items_html = "".join(f'<div style="margin-left:1.5em">{_LETTERS[i]}) {html.escape(o)}</div>'
+                             for i, o in enumerate(q.options))  # letters written out: page styles restyle <ol>
         parts.append(
-            f'<div class="tl-quiz"><p><b>{number}. {html.escape(q.prompt)}</b></p><ol type="a">{items_html}</ol>'
-            f"<details><summary>Answer</summary><p>{_LETTERS[q.answer]}) {html.escape(q.options[q.answer])}. "
-            f"{html.escape(q.explanation)}</p></details></div>")
+            f'<div class="tl-quiz" style="margin-bottom:1em"><p><b>{number}. {html.escape(q.prompt)}</b></p>'
+            f"{items_html}<details><summary>Answer</summary><p>{_LETTERS[q.answer]}) "
+            f"{html.escape(q.options[q.answer])}. {html.escape(q.explanation)}</p></details></div>")
     return StaticView("\n\n".join(texts), "\n".join(parts))
 
 
