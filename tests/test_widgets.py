@@ -140,6 +140,11 @@ def test_static_data_size_explorer_plots_the_whole_curve_and_lists_every_size():
     assert '<img alt="test accuracy' in view._repr_html_() and "base64," in view._repr_html_()
 
 
+def test_data_size_explorer_shows_seconds_as_seconds_not_percent():
+    rows = [{**row, "seconds": 0.5} for row in _rows()]
+    assert "from scratch 0.5 +/- 0.0 (3 seeds)" in repr(tl.data_size_explorer(rows, metric="seconds", interactive=False))
+
+
 def test_data_size_explorer_names_a_missing_column():
     with pytest.raises(ValueError, match="'per_class'"):
         tl.data_size_explorer([{"strategy": "x", "seed": 0, "accuracy": 0.5}], interactive=False)

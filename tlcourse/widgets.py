@@ -383,6 +383,12 @@ def results_table(results: Sequence[dict], metric: str = "accuracy") -> tuple[li
     return strategies, sizes, values
 
 
+def _scale(metric: str, values: dict) -> float:
+    """100 for fractions such as accuracies (shown in %), 1 for anything else (seconds, counts)."""
+    fractions = all(0 <= v <= 1 for runs in values.values() for v in runs)
+    return 100.0 if fractions and metric not in ("seconds", "n_train") else 1.0
+
+
 def _stats(values: list[float], scale: float) -> tuple[float, float]:
     import numpy as np
 
@@ -395,7 +401,7 @@ def _data_size_figure(results, metric: str, selected=None):
     import numpy as np
 
     strategies, sizes, values = results_table(results, metric)
-    scale = 100.0 if all(0 <= v <= 1 for vs in values.values() for v in vs) else 1.0
+    scale = _scale(metric, values)
     unit = " (%)" if scale == 100 else ""
     fig, axes = _figure(11 if selected is not None else 7, 4, 2 if selected is not None else 1)
     curve = axes[0]
@@ -434,7 +440,7 @@ def _data_size_figure(results, metric: str, selected=None):
 
 def _size_summary(results, metric: str, size) -> str:
     strategies, _, values = results_table(results, metric)
-    scale = 100.0 if all(0 <= v <= 1 for vs in values.values() for v in vs) else 1.0
+    scale = _scale(metric, values)
     parts = []
     for strategy in strategies:
         if (strategy, size) in values:
