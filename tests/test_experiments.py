@@ -184,9 +184,24 @@ def test_summary_reports_mean_and_spread_over_seeds():
 def test_mmd_separates_shifted_samples_from_samples_of_one_distribution():
     rng = np.random.default_rng(0)
     a, b, shifted = rng.normal(size=(200, 5)), rng.normal(size=(200, 5)), rng.normal(size=(200, 5)) + 1.0
-    matrix, bandwidth = tl.distance_matrix({"a": a, "b": b, "shifted": shifted})
-    assert bandwidth > 0 and np.allclose(matrix, matrix.T)
-    assert abs(matrix[0, 1]) < 0.01 < matrix[0, 2]
+    assert abs(tl.mmd(a, b, bandwidth=2.0)) < 0.01 < tl.mmd(a, shifted, bandwidth=2.0)
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20000, 2))
+    b = rng.normal(size=(20000, 2)) * 2 + 3     # mean shift 3 per axis, std 1 -> 2
+    # closed form: |3,3|^2 + trace(I + 4I - 2*2I) = 18 + 2
+    assert tl.frechet_distance(a, b) == pytest.approx(20, rel=0.03)
+
+
+@pytest.mark.parametrize("distance", ["frechet", "mmd"])
+def test_distance_matrix_is_symmetric_and_puts_shifted_samples_further(distance):
+    rng = np.random.default_rng(0)
+    samples = {"a": rng.normal(size=(150, 8)), "b": rng.normal(size=(150, 8)), "shifted": rng.normal(size=(150, 8)) + 1}
+    matrix = tl.distance_matrix(samples, distance=distance, dims=4)
+    assert matrix.shape == (3, 3) and np.allclose(matrix, matrix.T, atol=1e-6)
+    assert matrix[0, 1] < matrix[0, 2] and matrix[0, 1] < matrix[1, 2]
 
 
 def test_cells_as_tensor_scales_to_minus_one_one():

@@ -25,6 +25,7 @@ from .experiments import (
     epochs_for,
     fine_tune_top,
     fine_tuning_strategy,
+    frechet_distance,
     fit_linear_probe,
     format_summary,
     from_scratch_strategy,

@@ -440,19 +440,43 @@ def mmd(a, b, bandwidth: float) -> float:
     return float(same_a + same_b - 2 * kab.mean())
 
 
-def distance_matrix(samples: dict, bandwidth: float | None = None) -> tuple[np.ndarray, float]:
-    """MMD between every pair of named samples of embeddings, and the bandwidth used.
+def frechet_distance(a, b) -> float:
+    """Fréchet distance between Gaussians fitted to two samples of embeddings (the idea behind FID).
 
-    The bandwidth defaults to the median distance between all embeddings, so every pair is
-    measured on the same scale.
+    ``||mean_a - mean_b||^2 + trace(cov_a + cov_b - 2 (cov_a cov_b)^(1/2))``: 0 for identical
+    distributions, growing with both a shift of the centre and a change of the spread.
     """
-    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
-    if bandwidth is None:
-        pooled = torch.as_tensor(np.concatenate(list(arrays.values())))
-        bandwidth = float(torch.cdist(pooled, pooled).median())
-    names = list(arrays)
-    matrix = np.array([[mmd(arrays[p], arrays[q], bandwidth) if p != q else 0.0 for q in names] for p in names])
-    return matrix, bandwidth
+    from scipy import linalg
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(cov_a @ cov_b).real
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+
+
+def distance_matrix(samples: dict, distance: str = "frechet", dims: int = 32) -> np.ndarray:
+    """The distance between every pair of named samples of embeddings (lesson 05).
+
+    The embeddings are first projected on their ``dims`` main principal components (fitted on
+    all samples together), so that small samples still give stable covariances. ``distance`` is
+    ``"frechet"`` (:func:`frechet_distance`) or ``"mmd"`` (:func:`mmd`, median-distance bandwidth).
+    """
+    from sklearn.decomposition import PCA
+
+    arrays = [np.asarray(v, dtype=np.float64) for v in samples.values()]
+    pooled = np.concatenate(arrays)
+    pca = PCA(n_components=min(dims, pooled.shape[1], len(pooled)), random_state=0).fit(pooled)
+    projected = [pca.transform(x) for x in arrays]
+    if distance == "mmd":
+        everything = torch.as_tensor(pca.transform(pooled))
+        bandwidth = float(torch.cdist(everything, everything).median())
+        measure = lambda x, y: mmd(x, y, bandwidth)  # noqa: E731
+    elif distance == "frechet":
+        measure = frechet_distance
+    else:
+        raise ValueError("distance must be 'frechet' or 'mmd'")
+    n = len(projected)
+    return np.array([[measure(projected[i], projected[j]) if i != j else 0.0 for j in range(n)] for i in range(n)])
 
 
 # ---------------------------------------------------------------- images from elsewhere (lesson 05)
@@ -512,11 +536,12 @@ def grouped_cv_accuracy(features, labels, groups, folds: int = 4, C: float = 0.0
 
     Returns the accuracy and its standard error (binomial, over all held-out predictions).
     """
-    from sklearn.model_selection import GroupKFold
+    from sklearn.model_selection import StratifiedGroupKFold
 
     x, y = np.asarray(features), np.asarray(labels)
     correct = np.zeros(len(y), dtype=bool)
-    for fit_idx, held_out in GroupKFold(n_splits=folds).split(x, y, groups):
+    # Stratified: unbalanced folds would push a chance-level probe *below* chance.
+    for fit_idx, held_out in StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0).split(x, y, groups):
         probe = fit_linear_probe(x[fit_idx], y[fit_idx], C=C)
         correct[held_out] = probe_probabilities(probe, x[held_out]).argmax(1) == y[held_out]
     accuracy = correct.mean()
