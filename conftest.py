@@ -3,5 +3,3 @@ import os
 
 # Under nbval no one can click a widget: show the static views (tests/test_browser.py turns this off).
 os.environ.setdefault("TLCOURSE_STATIC", "1")
-# Plots are drawn but never shown in a window.
-os.environ.setdefault("MPLBACKEND", "Agg")
