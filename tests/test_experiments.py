@@ -168,10 +168,12 @@ def _rows(scratch_acc, transfer_acc, sizes=(5, None), seconds=(10.0, 1.0)):
 def test_verdict_follows_the_numbers():
     good = " ".join(tl.data_efficiency_verdict(_rows([0.6, 0.8], [0.85, 0.9])))
     assert "clearly better at 2 of 2 sizes" in good
-    assert "with 5 per class, 10 images instead of 1000 (100x less)" in good
-    assert "10.0x faster" in good
+    assert "YES for feature extraction" in good and "with 5 per class, 10 images instead of 1000 (100x less)" in good
+    assert "(10.0x faster)" in good
     bad = " ".join(tl.data_efficiency_verdict(_rows([0.6, 0.9], [0.6, 0.85], seconds=(1.0, 10.0))))
-    assert "NOT shown" in bad and "SLOWER" in bad and "clearly better at 0 of 2" in bad
+    assert "NOT shown" in bad and "(10.0x SLOWER)" in bad and "clearly better at 0 of 2" in bad
+    late = " ".join(tl.data_efficiency_verdict(_rows([0.6, 0.8], [0.5, 0.85])))
+    assert "NOT shown" in late and "(it does with the full split)" in late
 
 
 def test_summary_reports_mean_and_spread_over_seeds():
