@@ -1,0 +1,459 @@
+"""Lesson 05's exercise tasks: the data set's own pixel statistics, a linear probe per stage, the
+mono/poly shift, and the MMD between two samples of embeddings.
+
+Learner functions are called on inputs built here (ELPV's images and split, and synthetic data
+made from a fixed seed, the same on every machine). Every judge compares with a reference
+computed here with the package's own helpers, never with a stored number.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .. import data, experiments
+from ..checks import Task, Verdict, hint, not_attempted, passed, register
+
+
+def _error(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"[:300]
+
+
+def _number(value) -> float | None:
+    """``value`` as a float when it is a single real number (Python, NumPy or torch), else None."""
+    try:
+        array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+    except Exception:
+        return None
+    if array.size != 1 or not np.issubdtype(array.dtype, np.number) or array.dtype == bool:
+        return None
+    return float(array.reshape(()))
+
+
+# ---------------------------------------------------------------- 05.stats
+
+STATS_STEP = 4  # every 4th pixel in each direction: the same statistics to 3 decimals, 16 times less work
+
+
+def _stats_cases(strict: bool) -> list[tuple[str, str]]:
+    cases = [("ELPV (every 4th pixel), split seed 0", "elpv0")]
+    if strict:
+        cases += [("ELPV (every 4th pixel), split seed 1", "elpv1"), ("synthetic images, brighter test part", "synthetic")]
+    return cases
+
+
+@lru_cache(maxsize=4)
+def _stats_inputs(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    if kind.startswith("elpv"):
+        images = np.ascontiguousarray(data.ELPV().images[:, ::STATS_STEP, ::STATS_STEP])
+        return images, data.elpv_split(int(kind[-1]))[0]
+    rng = np.random.default_rng(7)
+    images = rng.integers(0, 120, size=(60, 16, 16)).astype(np.uint8)
+    images[40:] += np.uint8(100)  # the cells outside the training split are brighter
+    images[5] = 0                 # one dark image: averaging per-image stds is then clearly wrong
+    return images, np.arange(40)
+
+
+@lru_cache(maxsize=16)
+def _stats_reference(kind: str, variant: str = "right") -> tuple[float, float]:
+    images, train_idx = _stats_inputs(kind)
+    pixels = (images if variant == "all" else images[train_idx]).astype(np.float64) / 255
+    if variant == "per_image":
+        return float(pixels.mean()), float(pixels.reshape(len(pixels), -1).std(axis=1).mean())
+    return float(pixels.mean()), float(pixels.std())
+
+
+def stats_evidence(answer, strict: bool) -> dict:
+    if not callable(answer):
+        return {"kind": type(answer).__name__}
+    cases = []
+    for name, kind in _stats_cases(strict):
+        images, train_idx = _stats_inputs(kind)
+        try:
+            result = answer(images.copy(), train_idx.copy())
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:
+            cases.append({"case": name, "error": _error(err)})
+            continue
+        if result is None:
+            cases.append({"case": name, "none": True})
+            continue
+        try:
+            mean, std = result
+        except Exception:
+            cases.append({"case": name, "shape": type(result).__name__})
+            continue
+        cases.append({"case": name, "mean": _number(mean), "std": _number(std)})
+    return {"kind": "function", "cases": cases}
+
+
+def stats_judge(evidence: dict, strict: bool) -> Verdict:
+    if evidence.get("kind") != "function":
+        return hint(f"`pixel_stats` should be a function `pixel_stats(images, train_idx)`, not a {evidence.get('kind')}.")
+    cases = evidence["cases"]
+    expected = _stats_cases(strict)
+    if [c["case"] for c in cases] != [name for name, _ in expected]:
+        return hint("The evidence for this task is incomplete.")
+    if all(c.get("none") for c in cases):
+        return not_attempted("`pixel_stats` returns `None` so far (or it is missing its `return`).")
+    tol = 2e-4
+    for case, (name, kind) in zip(cases, expected):
+        where = f"(case: {name})"
+        if "error" in case:
+            return hint(f"`pixel_stats` raised `{case['error']}` {where}.")
+        if "mean" not in case:
+            return hint(f"`pixel_stats` should return a pair `(mean, std)` {where}.")
+        mean, std = case["mean"], case["std"]
+        if mean is None or std is None:
+            return hint("The mean and the std should each be a single number over all training pixels, "
+                        "not an array: do not give an `axis`.")
+        ref_mean, ref_std = _stats_reference(kind)
+        if abs(mean - ref_mean) <= tol and abs(std - ref_std) <= tol:
+            continue
+        if abs(mean - 255 * ref_mean) <= 255 * tol:
+            return hint("These statistics are in pixel units (0-255). The model's input is scaled to [0, 1] "
+                        "before normalising: divide by 255.")
+        all_mean, all_std = _stats_reference(kind, "all")
+        if abs(mean - all_mean) <= tol and abs(std - all_std) <= tol:
+            return hint(f"You used every image, test cells included {where}. Statistics that shape the "
+                        "input are part of training: compute them on `images[train_idx]` only.")
+        if abs(mean - ref_mean) <= tol and abs(std - _stats_reference(kind, "per_image")[1]) <= tol:
+            return hint(f"The std is the average of each image's own std {where}: that leaves out how much "
+                        "the images differ from each other. Take one std over all training pixels together.")
+        if abs(mean - ref_mean) <= tol:
+            return hint(f"The mean is right; the std is {std:.4f} instead of the std of all training pixels "
+                        f"in [0, 1] {where}.")
+        return hint(f"The mean should be {'in [0, 1]' if mean > 1 else 'that of all training pixels'} {where}: "
+                    "select `images[train_idx]`, scale to [0, 1], and take one mean and one std.")
+    return passed("These are the statistics `tl.preprocess_normalised` takes. Lesson 05 found that they "
+                  "matter much less than the distance in content.")
+
+
+register(Task("05.stats", "The data set's own pixel statistics", points=1, answer="pixel_stats",
+              evidence=stats_evidence, judge=stats_judge))
+
+
+# ---------------------------------------------------------------- 05.stages
+
+def _stages_cases(strict: bool) -> list[tuple[str, int, bool]]:
+    """(case name, data seed, maps as torch tensors)."""
+    cases = [("synthetic maps, 2 layers", 0, False)]
+    if strict:
+        cases += [("synthetic maps, 3 layers, torch tensors", 1, True)]
+    return cases
+
+
+@lru_cache(maxsize=4)
+def _stages_data(seed: int) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """Activation maps (N, C, H, W) per layer; the label depends on spatial means and maxima."""
+    rng = np.random.default_rng(300 + seed)
+    n = 240
+    shapes = {"layer_a": (4, 5, 5), "layer_b": (6, 3, 3)} if seed == 0 else \
+             {"early": (3, 6, 6), "middle": (5, 4, 4), "late": (8, 2, 2)}
+    maps = {name: rng.normal(size=(n, *shape)).astype(np.float32) for name, shape in shapes.items()}
+    first = next(iter(maps.values()))
+    score = first[:, 0].mean(axis=(1, 2)) * 3 + first[:, 1].max(axis=(1, 2)) + rng.normal(scale=0.4, size=n)
+    labels = (score > np.median(score)).astype(np.int64)
+    order = rng.permutation(n)
+    return maps, labels, np.sort(order[:160]), np.sort(order[160:])
+
+
+@lru_cache(maxsize=32)
+def _stages_reference(seed: int, variant: str = "right") -> tuple[tuple[str, int, float], ...]:
+    maps, labels, fit_idx, eval_idx = _stages_data(seed)
+    pool = {"right": lambda m: m.mean(axis=(2, 3)), "max": lambda m: m.max(axis=(2, 3)),
+            "flatten": lambda m: m.reshape(len(m), -1), "channels": lambda m: m.mean(axis=1).reshape(len(m), -1),
+            "fit": lambda m: m.mean(axis=(2, 3))}[variant]
+    evaluate = fit_idx if variant == "fit" else eval_idx
+    rows = []
+    for name, m in maps.items():
+        x = pool(m)
+        rows.append((name, x.shape[1], experiments.probe_accuracy(x, labels, fit_idx, evaluate)))
+    return tuple(rows)
+
+
+def stages_evidence(answer, strict: bool) -> dict:
+    if not callable(answer):
+        return {"kind": type(answer).__name__}
+    import torch
+
+    cases = []
+    for name, seed, as_tensor in _stages_cases(strict):
+        maps, labels, fit_idx, eval_idx = _stages_data(seed)
+        given = {k: (torch.tensor(v) if as_tensor else v.copy()) for k, v in maps.items()}
+        try:
+            rows = answer(given, labels.copy(), fit_idx.copy(), eval_idx.copy())
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:
+            cases.append({"case": name, "error": _error(err)})
+            continue
+        if rows is None:
+            cases.append({"case": name, "none": True})
+            continue
+        try:
+            described = [{"layer": str(r["layer"]), "dims": _number(r["dims"]), "accuracy": _number(r["accuracy"])}
+                         for r in list(rows)[:20]]
+        except Exception as err:
+            cases.append({"case": name, "malformed": _error(err)})
+            continue
+        cases.append({"case": name, "rows": described})
+    return {"kind": "function", "cases": cases}
+
+
+def stages_judge(evidence: dict, strict: bool) -> Verdict:
+    if evidence.get("kind") != "function":
+        return hint("`stage_probe` should be a function `stage_probe(activations, labels, fit_idx, eval_idx)`, "
+                    f"not a {evidence.get('kind')}.")
+    cases = evidence["cases"]
+    expected = _stages_cases(strict)
+    if [c["case"] for c in cases] != [name for name, *_ in expected]:
+        return hint("The evidence for this task is incomplete.")
+    if all(c.get("none") for c in cases):
+        return not_attempted("`stage_probe` returns `None` so far (or it is missing its `return`).")
+    for case, (name, seed, _) in zip(cases, expected):
+        where = f"(case: {name})"
+        if "error" in case:
+            return hint(f"`stage_probe` raised `{case['error']}` {where}.")
+        if "rows" not in case:
+            return hint("`stage_probe` should return a list of dicts with the keys `layer`, `dims` and `accuracy`.")
+        rows = case["rows"]
+        reference = _stages_reference(seed)
+        if [r["layer"] for r in rows] != [name for name, _, _ in reference]:
+            return hint(f"Expected one row per layer, in the order of the dict: {[n for n, _, _ in reference]} {where}.")
+        n_eval = len(_stages_data(seed)[3])
+        tol = 1.01 / n_eval
+        variants = {v: _stages_reference(seed, v) for v in ("flatten", "channels", "max", "fit")}
+        for i, (row, (layer, dims, accuracy)) in enumerate(zip(rows, reference)):
+            if row["dims"] == variants["flatten"][i][1]:
+                return hint(f"Layer `{layer}` gives {row['dims']:g} features: you flattened the whole map. "
+                            "Pool it first: average over the two spatial axes (`maps.mean(axis=(2, 3))`), "
+                            "one number per channel.")
+            if row["dims"] == variants["channels"][i][1] and row["dims"] != dims:
+                return hint(f"Layer `{layer}` gives {row['dims']:g} features, one per position: you averaged "
+                            "over the channels (axis 1). Average over height and width (axes 2 and 3) instead.")
+            if row["dims"] != dims:
+                return hint(f"Layer `{layer}` should give {dims} pooled features (one per channel), "
+                            f"not {row['dims']}.")
+            if row["accuracy"] is not None and abs(row["accuracy"] - accuracy) <= tol:
+                continue
+            if row["accuracy"] is not None and abs(row["accuracy"] - variants["fit"][i][2]) <= tol:
+                return hint(f"The accuracy of `{layer}` is measured on the cells the probe trained on. "
+                            f"Score it on `eval_idx` {where}.")
+            if row["accuracy"] is not None and abs(row["accuracy"] - variants["max"][i][2]) <= tol:
+                return hint(f"`{layer}` was max-pooled. The backbone's own head reads the *average* over "
+                            "positions: pool with the mean, as the probes of lesson 05 do.")
+            return hint(f"The accuracy of `{layer}` differs from the reference {where}: pool each map with "
+                        "its mean over positions, then use `tl.probe_accuracy(pooled, labels, fit_idx, eval_idx)`.")
+    return passed("One pooled vector per stage, one probe each: that is how lesson 05 read off which "
+                  "layers transfer.")
+
+
+register(Task("05.stages", "A linear probe on every stage", points=2, answer="stage_probe",
+              evidence=stages_evidence, judge=stages_judge, time_limit=60))
+
+
+# ---------------------------------------------------------------- 05.shift
+
+def _shift_cases(strict: bool) -> list[tuple[str, int, str, str]]:
+    """(case name, data seed, train_on, test_on)."""
+    cases = [("synthetic cells A, mono -> poly", 0, "mono", "poly")]
+    if strict:
+        cases += [("synthetic cells A, poly -> mono", 0, "poly", "mono"),
+                  ("synthetic cells B, mono -> mono", 1, "mono", "mono")]
+    return cases
+
+
+@lru_cache(maxsize=4)
+def _shift_data(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Features whose defect direction differs between two module types, and a 70/30 split."""
+    rng = np.random.default_rng(400 + seed)
+    n, dims = 400, 16
+    types = np.where(rng.random(n) < 0.45, "mono", "poly")
+    labels = (rng.random(n) < 0.35).astype(np.int64)
+    direction = {"mono": rng.normal(size=dims), "poly": rng.normal(size=dims)}
+    offset = {"mono": rng.normal(size=dims), "poly": rng.normal(size=dims)}
+    features = rng.normal(size=(n, dims))
+    for t in ("mono", "poly"):
+        features[types == t] += offset[t] + 0.6 * np.outer(labels[types == t], direction[t])
+    order = rng.permutation(n)
+    return features.astype(np.float32), labels, types, np.sort(order[:280]), np.sort(order[280:])
+
+
+@lru_cache(maxsize=64)
+def _shift_reference(seed: int, train_on: str, test_on: str, variant: str = "right") -> float:
+    features, labels, types, train_idx, test_idx = _shift_data(seed)
+    everything = np.arange(len(labels))
+    fit_pool = {"whole": everything, "notype": train_idx}.get(variant, train_idx)
+    fit = fit_pool if variant == "notype" else fit_pool[types[fit_pool] == train_on]
+    eval_pool = {"eval_train": train_idx}.get(variant, test_idx)
+    evaluate = eval_pool if variant == "eval_all" else eval_pool[types[eval_pool] == test_on]
+    return experiments.probe_accuracy(features, labels, fit, evaluate)
+
+
+def shift_evidence(answer, strict: bool) -> dict:
+    if not callable(answer):
+        return {"kind": type(answer).__name__}
+    cases = []
+    for name, seed, train_on, test_on in _shift_cases(strict):
+        features, labels, types, train_idx, test_idx = _shift_data(seed)
+        try:
+            value = answer(features.copy(), labels.copy(), types.copy(), train_idx.copy(), test_idx.copy(), train_on, test_on)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:
+            cases.append({"case": name, "error": _error(err)})
+            continue
+        cases.append({"case": name, "none": value is None, "value": _number(value)})
+    return {"kind": "function", "cases": cases}
+
+
+def shift_judge(evidence: dict, strict: bool) -> Verdict:
+    if evidence.get("kind") != "function":
+        return hint("`cross_type_accuracy` should be a function `cross_type_accuracy(features, labels, types, "
+                    f"train_idx, test_idx, train_on, test_on)`, not a {evidence.get('kind')}.")
+    cases = evidence["cases"]
+    expected = _shift_cases(strict)
+    if [c["case"] for c in cases] != [name for name, *_ in expected]:
+        return hint("The evidence for this task is incomplete.")
+    if all(c.get("none") for c in cases):
+        return not_attempted("`cross_type_accuracy` returns `None` so far (or it is missing its `return`).")
+    for case, (name, seed, train_on, test_on) in zip(cases, expected):
+        where = f"(case: {name})"
+        if "error" in case:
+            return hint(f"`cross_type_accuracy` raised `{case['error']}` {where}.")
+        value = case["value"]
+        if value is None:
+            return hint(f"`cross_type_accuracy` should return one accuracy, a number {where}.")
+        if value > 1:
+            return hint("Give the accuracy as a fraction in [0, 1], not in percent.")
+        n_test = len(_shift_data(seed)[4])
+        tol = 1.01 / n_test / 2
+        if abs(value - _shift_reference(seed, train_on, test_on)) <= tol:
+            continue
+        for variant, message in [
+            ("whole", f"The probe trained on every {train_on} cell, test cells included: take the "
+                      f"{train_on} cells of `train_idx` only, or the test set leaks into training."),
+            ("eval_train", f"You scored the probe on {test_on} cells of the training split. Score it on the "
+                           f"{test_on} cells of `test_idx`."),
+            ("notype", f"The probe trained on every training cell, not only the {train_on} ones: select "
+                       f"`train_idx[types[train_idx] == train_on]`."),
+            ("eval_all", f"You scored the probe on every test cell, not only the {test_on} ones: select "
+                         f"`test_idx[types[test_idx] == test_on]`."),
+        ]:
+            if abs(value - _shift_reference(seed, train_on, test_on, variant)) <= tol:
+                return hint(f"{message} {where}")
+        return hint(f"The accuracy differs from the reference {where}. Train with "
+                    "`tl.probe_accuracy(features, labels, fit_cells, test_cells)` on the `train_on` cells of "
+                    "the training split and score it on the `test_on` cells of the test split.")
+    return passed("Train on one kind, test on the other, and never let a test cell into training: "
+                  "the gap to the in-domain score is the price of the shift.")
+
+
+register(Task("05.shift", "Train on one module type, test on the other", points=2, answer="cross_type_accuracy",
+              evidence=shift_evidence, judge=shift_judge))
+
+
+# ---------------------------------------------------------------- 05.mmd
+
+def _mmd_cases(strict: bool) -> list[tuple[str, int, int, int, int, float, float, bool]]:
+    """(case name, data seed, n_a, n_b, dims, shift of b, bandwidth, as torch tensors)."""
+    cases = [("30 vs 40 points in 5-D, b shifted", 0, 30, 40, 5, 0.8, 2.0, False)]
+    if strict:
+        cases += [("25 vs 25 points in 3-D, same distribution, torch tensors", 1, 25, 25, 3, 0.0, 1.0, True),
+                  ("50 vs 20 points in 8-D, b shifted far", 2, 50, 20, 8, 2.0, 3.5, False)]
+    return cases
+
+
+@lru_cache(maxsize=8)
+def _mmd_data(seed: int, n_a: int, n_b: int, dims: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(500 + seed)
+    return rng.normal(size=(n_a, dims)), rng.normal(size=(n_b, dims)) + shift
+
+
+def _mmd_variant(a: np.ndarray, b: np.ndarray, bandwidth: float, variant: str) -> float:
+    if variant == "right":
+        return experiments.mmd(a, b, bandwidth)
+    if variant == "sqrt":
+        return float(np.sqrt(max(experiments.mmd(a, b, bandwidth), 0.0)))
+
+    def sq(x, y):
+        return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+
+    kernels = {"biased": lambda d2: np.exp(-d2 / (2 * bandwidth ** 2)), "no_half": lambda d2: np.exp(-d2 / bandwidth ** 2),
+               "no_square": lambda d2: np.exp(-np.sqrt(d2) / (2 * bandwidth ** 2))}
+    k = kernels[variant]
+    kaa, kbb, kab = k(sq(a, a)), k(sq(b, b)), k(sq(a, b))
+    if variant == "biased":
+        return float(kaa.mean() + kbb.mean() - 2 * kab.mean())
+    n, m = len(a), len(b)
+    return float((kaa.sum() - np.trace(kaa)) / (n * (n - 1)) + (kbb.sum() - np.trace(kbb)) / (m * (m - 1)) - 2 * kab.mean())
+
+
+def mmd_evidence(answer, strict: bool) -> dict:
+    if not callable(answer):
+        return {"kind": type(answer).__name__}
+    import torch
+
+    cases = []
+    for name, seed, n_a, n_b, dims, shift, bandwidth, as_tensor in _mmd_cases(strict):
+        a, b = _mmd_data(seed, n_a, n_b, dims, shift)
+        if as_tensor:
+            a, b = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+        else:
+            a, b = a.copy(), b.copy()
+        try:
+            value = answer(a, b, bandwidth)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:
+            cases.append({"case": name, "error": _error(err)})
+            continue
+        cases.append({"case": name, "none": value is None, "value": _number(value)})
+    return {"kind": "function", "cases": cases}
+
+
+def mmd_judge(evidence: dict, strict: bool) -> Verdict:
+    if evidence.get("kind") != "function":
+        return hint(f"`mmd_squared` should be a function `mmd_squared(a, b, bandwidth)`, not a {evidence.get('kind')}.")
+    cases = evidence["cases"]
+    expected = _mmd_cases(strict)
+    if [c["case"] for c in cases] != [name for name, *_ in expected]:
+        return hint("The evidence for this task is incomplete.")
+    if all(c.get("none") for c in cases):
+        return not_attempted("`mmd_squared` returns `None` so far (or it is missing its `return`).")
+    for case, (name, seed, n_a, n_b, dims, shift, bandwidth, _) in zip(cases, expected):
+        where = f"(case: {name}, bandwidth {bandwidth})"
+        if "error" in case:
+            return hint(f"`mmd_squared` raised `{case['error']}` {where}.")
+        value = case["value"]
+        if value is None:
+            return hint(f"`mmd_squared` should return one number {where}.")
+        a, b = _mmd_data(seed, n_a, n_b, dims, shift)
+
+        def near(variant: str) -> bool:
+            expected_value = _mmd_variant(a, b, bandwidth, variant)
+            return abs(value - expected_value) <= 1e-5 + 1e-4 * abs(expected_value)
+
+        if near("right"):
+            continue
+        for variant, message in [
+            ("biased", "You kept the diagonal terms k(x, x) = 1 in the within-sample means: that is the biased "
+                       "estimate, which stays above 0 even for two samples of one distribution. Leave the "
+                       "diagonal out: divide the off-diagonal sum by n (n - 1)."),
+            ("no_half", "The kernel should be exp(-||x - y||² / (2 · bandwidth²)): the factor 2 is missing."),
+            ("no_square", "The kernel takes the *squared* distance: exp(-||x - y||² / (2 · bandwidth²))."),
+            ("sqrt", "That is the MMD itself; the task asks for its square (do not take the square root)."),
+        ]:
+            if near(variant):
+                return hint(f"{message} {where}")
+        return hint(f"Got {value:.5f}, which differs from the reference {where}. Compute the RBF kernel on every "
+                    "pair, average within a (without the diagonal), within b (without the diagonal), and "
+                    "subtract twice the average across.")
+    return passed("Close to 0 for two samples of one distribution, larger as they move apart: "
+                  "the same number as `tl.mmd`.")
+
+
+register(Task("05.mmd", "The MMD between two samples of embeddings", points=2, answer="mmd_squared",
+              evidence=mmd_evidence, judge=mmd_judge))
