@@ -359,7 +359,7 @@ def plot_data_efficiency(rows: list[dict], metric: str = "accuracy", baseline: f
     ax.set_xticks([n for n, _ in sizes], [f"{n}\n({'full' if k is None else f'{k}/class'})" for n, k in sizes])
     ax.minorticks_off()
     ax.set_xlabel("training images")
-    ax.set_ylabel(f"test {metric.replace('_', ' ')} (%)")
+    ax.set_ylabel(f"test {'ROC AUC' if metric == 'roc_auc' else metric.replace('_', ' ')} (%)")
     ax.grid(alpha=0.3)
     ax.legend()
     ax.figure.tight_layout()
