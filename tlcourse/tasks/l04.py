@@ -21,6 +21,17 @@ def _error(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"[:300]
 
 
+def _safe(judge):
+    """A judge that answers a hint, never an exception, on malformed evidence (e.g. a forged file)."""
+    def guarded(evidence: dict, strict: bool) -> Verdict:
+        try:
+            return judge(evidence, strict)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            return hint("The evidence for this task is incomplete or malformed.")
+    guarded.__name__ = judge.__name__
+    return guarded
+
+
 def _int_list(result) -> list[int] | None:
     """``result`` as a list of Python ints, or None when it is not a 1-D collection of integers."""
     try:
@@ -91,9 +102,11 @@ def subset_judge(evidence: dict, strict: bool) -> Verdict:
     if evidence.get("kind") != "function":
         return hint(f"`pick_per_class` should be a function `pick_per_class(labels, indices, per_class, seed)`, "
                     f"not a {evidence.get('kind')}.")
-    cases = evidence["cases"]
+    cases = evidence.get("cases")
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        return hint("The evidence for this task is incomplete.")
     expected = _subset_cases(strict)
-    if [c["case"] for c in cases] != [name for name, *_ in expected]:
+    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
         return hint("The evidence for this task is incomplete.")
     if all(c.get("first_none") for c in cases):
         return not_attempted("`pick_per_class` returns `None` so far (or it is missing its `return`).")
@@ -136,7 +149,7 @@ def subset_judge(evidence: dict, strict: bool) -> Verdict:
 
 
 register(Task("04.subset", "A small training set, n cells per class", points=1, answer="pick_per_class",
-              evidence=subset_evidence, judge=subset_judge))
+              evidence=subset_evidence, judge=_safe(subset_judge)))
 
 
 # ---------------------------------------------------------------- 04.epochs
@@ -189,8 +202,10 @@ def epochs_judge(evidence: dict, strict: bool) -> Verdict:
     if evidence.get("kind") != "function":
         return hint(f"`epochs_needed` should be a function `epochs_needed(n_train, batch_size, min_steps, max_epochs)`, "
                     f"not a {evidence.get('kind')}.")
-    cases = evidence["cases"]
-    if [tuple(c["args"]) for c in cases] != _epochs_cases(strict):
+    cases = evidence.get("cases")
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        return hint("The evidence for this task is incomplete.")
+    if [tuple(c.get("args") or ()) for c in cases] != _epochs_cases(strict):
         return hint("The evidence for this task is incomplete.")
     if all(c.get("kind") == "NoneType" for c in cases):
         return not_attempted("`epochs_needed` returns `None` so far (or it is missing its `return`).")
@@ -223,7 +238,7 @@ def epochs_judge(evidence: dict, strict: bool) -> Verdict:
 
 
 register(Task("04.epochs", "Epochs sized to the data", points=1, answer="epochs_needed",
-              evidence=epochs_evidence, judge=epochs_judge))
+              evidence=epochs_evidence, judge=_safe(epochs_judge)))
 
 
 # ---------------------------------------------------------------- 04.curve
@@ -292,9 +307,11 @@ def curve_judge(evidence: dict, strict: bool) -> Verdict:
     if evidence.get("kind") != "function":
         return hint("`probe_curve` should be a function `probe_curve(features, labels, train_idx, test_idx, sizes, "
                     f"seeds)`, not a {evidence.get('kind')}.")
-    cases = evidence["cases"]
+    cases = evidence.get("cases")
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        return hint("The evidence for this task is incomplete.")
     expected = _curve_cases(strict)
-    if [c["case"] for c in cases] != [name for name, *_ in expected]:
+    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
         return hint("The evidence for this task is incomplete.")
     if all(c.get("none") for c in cases):
         return not_attempted("`probe_curve` returns `None` so far (or it is missing its `return`).")
@@ -345,7 +362,7 @@ def curve_judge(evidence: dict, strict: bool) -> Verdict:
 
 
 register(Task("04.curve", "The data-efficiency loop for the linear probe", points=2, answer="probe_curve",
-              evidence=curve_evidence, judge=curve_judge, time_limit=60))
+              evidence=curve_evidence, judge=_safe(curve_judge), time_limit=60))
 
 
 # ---------------------------------------------------------------- 04.summary
@@ -410,9 +427,11 @@ def summary_evidence(answer, strict: bool) -> dict:
 def summary_judge(evidence: dict, strict: bool) -> Verdict:
     if evidence.get("kind") != "function":
         return hint(f"`mean_std_by_size` should be a function that takes the rows, not a {evidence.get('kind')}.")
-    cases = evidence["cases"]
+    cases = evidence.get("cases")
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        return hint("The evidence for this task is incomplete.")
     expected = _summary_cases(strict)
-    if [c["case"] for c in cases] != [name for name, *_ in expected]:
+    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
         return hint("The evidence for this task is incomplete.")
     if all(c.get("none") for c in cases):
         return not_attempted("`mean_std_by_size` returns `None` so far (or it is missing its `return`).")
@@ -448,4 +467,4 @@ def summary_judge(evidence: dict, strict: bool) -> Verdict:
 
 
 register(Task("04.summary", "Mean ± std over seeds, per size", points=2, answer="mean_std_by_size",
-              evidence=summary_evidence, judge=summary_judge))
+              evidence=summary_evidence, judge=_safe(summary_judge)))

@@ -19,6 +19,17 @@ def _error(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"[:300]
 
 
+def _safe(judge):
+    """A judge that answers a hint, never an exception, on malformed evidence (e.g. a forged file)."""
+    def guarded(evidence: dict, strict: bool) -> Verdict:
+        try:
+            return judge(evidence, strict)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            return hint("The evidence for this task is incomplete or malformed.")
+    guarded.__name__ = judge.__name__
+    return guarded
+
+
 def _number(value) -> float | None:
     """``value`` as a float when it is a single real number (Python, NumPy or torch), else None."""
     try:
@@ -91,9 +102,11 @@ def stats_evidence(answer, strict: bool) -> dict:
 def stats_judge(evidence: dict, strict: bool) -> Verdict:
     if evidence.get("kind") != "function":
         return hint(f"`pixel_stats` should be a function `pixel_stats(images, train_idx)`, not a {evidence.get('kind')}.")
-    cases = evidence["cases"]
+    cases = evidence.get("cases")
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        return hint("The evidence for this task is incomplete.")
     expected = _stats_cases(strict)
-    if [c["case"] for c in cases] != [name for name, _ in expected]:
+    if [c.get("case") for c in cases] != [name for name, _ in expected]:
         return hint("The evidence for this task is incomplete.")
     if all(c.get("none") for c in cases):
         return not_attempted("`pixel_stats` returns `None` so far (or it is missing its `return`).")
@@ -131,7 +144,7 @@ def stats_judge(evidence: dict, strict: bool) -> Verdict:
 
 
 register(Task("05.stats", "The data set's own pixel statistics", points=1, answer="pixel_stats",
-              evidence=stats_evidence, judge=stats_judge))
+              evidence=stats_evidence, judge=_safe(stats_judge)))
 
 
 # ---------------------------------------------------------------- 05.stages
@@ -206,9 +219,11 @@ def stages_judge(evidence: dict, strict: bool) -> Verdict:
     if evidence.get("kind") != "function":
         return hint("`stage_probe` should be a function `stage_probe(activations, labels, fit_idx, eval_idx)`, "
                     f"not a {evidence.get('kind')}.")
-    cases = evidence["cases"]
+    cases = evidence.get("cases")
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        return hint("The evidence for this task is incomplete.")
     expected = _stages_cases(strict)
-    if [c["case"] for c in cases] != [name for name, *_ in expected]:
+    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
         return hint("The evidence for this task is incomplete.")
     if all(c.get("none") for c in cases):
         return not_attempted("`stage_probe` returns `None` so far (or it is missing its `return`).")
@@ -251,17 +266,18 @@ def stages_judge(evidence: dict, strict: bool) -> Verdict:
 
 
 register(Task("05.stages", "A linear probe on every stage", points=2, answer="stage_probe",
-              evidence=stages_evidence, judge=stages_judge, time_limit=60))
+              evidence=stages_evidence, judge=_safe(stages_judge), time_limit=60))
 
 
 # ---------------------------------------------------------------- 05.shift
 
 def _shift_cases(strict: bool) -> list[tuple[str, int, str, str]]:
     """(case name, data seed, train_on, test_on)."""
-    cases = [("synthetic cells A, mono -> poly", 0, "mono", "poly")]
+    cases = [("synthetic cells A, mono -> poly", 0, "mono", "poly"), ("synthetic cells A, mono -> mono", 0, "mono", "mono")]
     if strict:
         cases += [("synthetic cells A, poly -> mono", 0, "poly", "mono"),
-                  ("synthetic cells B, mono -> mono", 1, "mono", "mono")]
+                  ("synthetic cells B, poly -> poly", 1, "poly", "poly"),
+                  ("synthetic cells B, mono -> poly", 1, "mono", "poly")]
     return cases
 
 
@@ -313,9 +329,11 @@ def shift_judge(evidence: dict, strict: bool) -> Verdict:
     if evidence.get("kind") != "function":
         return hint("`cross_type_accuracy` should be a function `cross_type_accuracy(features, labels, types, "
                     f"train_idx, test_idx, train_on, test_on)`, not a {evidence.get('kind')}.")
-    cases = evidence["cases"]
+    cases = evidence.get("cases")
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        return hint("The evidence for this task is incomplete.")
     expected = _shift_cases(strict)
-    if [c["case"] for c in cases] != [name for name, *_ in expected]:
+    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
         return hint("The evidence for this task is incomplete.")
     if all(c.get("none") for c in cases):
         return not_attempted("`cross_type_accuracy` returns `None` so far (or it is missing its `return`).")
@@ -352,7 +370,7 @@ def shift_judge(evidence: dict, strict: bool) -> Verdict:
 
 
 register(Task("05.shift", "Train on one module type, test on the other", points=2, answer="cross_type_accuracy",
-              evidence=shift_evidence, judge=shift_judge))
+              evidence=shift_evidence, judge=_safe(shift_judge)))
 
 
 # ---------------------------------------------------------------- 05.mmd
@@ -417,9 +435,11 @@ def mmd_evidence(answer, strict: bool) -> dict:
 def mmd_judge(evidence: dict, strict: bool) -> Verdict:
     if evidence.get("kind") != "function":
         return hint(f"`mmd_squared` should be a function `mmd_squared(a, b, bandwidth)`, not a {evidence.get('kind')}.")
-    cases = evidence["cases"]
+    cases = evidence.get("cases")
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        return hint("The evidence for this task is incomplete.")
     expected = _mmd_cases(strict)
-    if [c["case"] for c in cases] != [name for name, *_ in expected]:
+    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
         return hint("The evidence for this task is incomplete.")
     if all(c.get("none") for c in cases):
         return not_attempted("`mmd_squared` returns `None` so far (or it is missing its `return`).")
@@ -456,4 +476,4 @@ def mmd_judge(evidence: dict, strict: bool) -> Verdict:
 
 
 register(Task("05.mmd", "The MMD between two samples of embeddings", points=2, answer="mmd_squared",
-              evidence=mmd_evidence, judge=mmd_judge))
+              evidence=mmd_evidence, judge=_safe(mmd_judge)))

@@ -1,0 +1,245 @@
+"""Lessons 04 and 05's checks: they pass the reference answers, name the typical mistakes, read
+"not attempted yet" for placeholders, and never pass malformed or incomplete evidence."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+import tlcourse as tl
+from tlcourse.checks import evidence_for, get_task, judge_evidence, lesson_tasks, run_check
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = {"04": "04_limited_data.ipynb", "05": "05_different_distributions.ipynb"}
+TASK_IDS = [t.id for lesson in NOTEBOOKS for t in lesson_tasks(lesson)]
+
+
+def _answer_cells(path: Path) -> dict:
+    """Run only a notebook's import lines and answer cells (the answers are functions of their arguments)."""
+    namespace: dict = {}
+    exec("import numpy as np\nimport tlcourse as tl", namespace)
+    for cell in nbformat.read(str(path), 4).cells:
+        if cell.cell_type == "code" and any(t.startswith("answer:") for t in cell.metadata.get("tags", [])):
+            exec(compile(cell.source, str(path), "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return {lesson: _answer_cells(ROOT / "solutions" / name) for lesson, name in NOTEBOOKS.items()}
+
+
+@pytest.fixture(scope="module")
+def placeholders():
+    return {lesson: _answer_cells(ROOT / "exercises" / name) for lesson, name in NOTEBOOKS.items()}
+
+
+def _answer(namespaces: dict, task_id: str):
+    return namespaces[task_id[:2]][get_task(task_id).answer]
+
+
+def _fails_with(task_id: str, answer, *phrases: str) -> None:
+    verdict = run_check(task_id, answer)
+    assert not verdict.passed and verdict.attempted, verdict
+    for phrase in phrases:
+        assert phrase in verdict.message, verdict.message
+
+
+def test_both_lessons_have_at_least_four_tasks():
+    assert len(lesson_tasks("04")) >= 4 and len(lesson_tasks("05")) >= 4
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+@tl.torch_threads(1)
+def test_every_check_and_hidden_test_passes_the_reference_answer(reference, task_id):
+    task = get_task(task_id)
+    answer = _answer(reference, task_id)
+    assert run_check(task_id, answer).passed, run_check(task_id, answer).message
+    verdict = judge_evidence(task, evidence_for(task, answer, strict=True), strict=True)
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_every_placeholder_reads_not_attempted_yet(placeholders, task_id):
+    verdict = run_check(task_id, _answer(placeholders, task_id))
+    assert not verdict.passed and not verdict.attempted
+    assert "not attempted yet" in verdict.markdown(task_id)
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+@tl.torch_threads(1)
+def test_malformed_or_incomplete_evidence_never_passes(reference, task_id):
+    task = get_task(task_id)
+    easy = evidence_for(task, _answer(reference, task_id), strict=False)
+    forged = [None, [], {}, {"kind": "function"}, {"kind": "function", "cases": []},
+              {"kind": "function", "cases": [{"case": "x"}]}, {"error": "boom"}, {"kind": "int", "value": 3},
+              easy]  # the notebook's easy cases alone, handed to the strict hidden test
+    for evidence in forged:
+        verdict = judge_evidence(task, evidence, strict=True)
+        assert not verdict.passed, (evidence, verdict)
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_a_value_instead_of_a_function_gets_a_hint(task_id):
+    _fails_with(task_id, 0.5, "should be a function")
+
+
+# ---------------------------------------------------------------- lesson 04
+
+def test_subset_names_the_typical_mistakes():
+    def whole_data_set(labels, indices, per_class, seed):
+        return tl.per_class_subset(labels, per_class, seed=seed)
+
+    def first_of_each_class(labels, indices, per_class, seed):
+        return np.sort(np.concatenate([indices[labels[indices] == c][:per_class] for c in np.unique(labels)]))
+
+    def in_total(labels, indices, per_class, seed):
+        return np.sort(np.random.default_rng(seed).choice(indices, per_class, replace=False))
+
+    def global_random_state(labels, indices, per_class, seed):
+        return np.sort(np.concatenate([np.random.choice(indices[labels[indices] == c], per_class, replace=False)
+                                       for c in np.unique(labels)]))
+
+    _fails_with("04.subset", whole_data_set, "not in `indices`", "test")
+    _fails_with("04.subset", first_of_each_class, "first 5 cells")
+    _fails_with("04.subset", in_total, "in total")
+    _fails_with("04.subset", global_random_state, "same seed")
+
+
+def test_epochs_names_the_typical_mistakes():
+    def floor_division(n, batch, min_steps, max_epochs):
+        return min(max_epochs, max(1, math.ceil(min_steps / (n // batch))))
+
+    def no_cap(n, batch, min_steps, max_epochs):
+        return max(1, math.ceil(min_steps / math.ceil(n / batch)))
+
+    def steps(n, batch, min_steps, max_epochs):
+        return tl.epochs_for(n, batch, min_steps, max_epochs) * math.ceil(n / batch)
+
+    _fails_with("04.epochs", floor_division, "ZeroDivisionError", "round the steps per epoch *up*")
+    _fails_with("04.epochs", no_cap, "max_epochs")
+    _fails_with("04.epochs", steps, "number of steps")
+    assert run_check("04.epochs", lambda *args: tl.epochs_for(*args)).passed
+
+
+def test_curve_names_the_typical_mistakes():
+    def curve(pool_all=False, fixed_seed=False, on_train=False):
+        def probe_curve(features, labels, train_idx, test_idx, sizes, seeds):
+            rows = []
+            for size in sizes:
+                for seed in seeds:
+                    subset = tl.per_class_subset(labels, size, seed=0 if fixed_seed else seed,
+                                                 indices=None if pool_all else train_idx)
+                    acc = tl.probe_accuracy(features, labels, subset, subset if on_train else test_idx)
+                    rows.append({"per_class": size, "seed": seed, "n_train": len(subset), "accuracy": acc})
+            return rows
+        return probe_curve
+
+    assert run_check("04.curve", curve()).passed
+    _fails_with("04.curve", curve(pool_all=True), "test set leaks")
+    _fails_with("04.curve", curve(fixed_seed=True), "Every seed gave the same subset")
+    _fails_with("04.curve", curve(on_train=True), "cells it was trained on")
+    _fails_with("04.curve", lambda *args: [{"per_class": 5, "seed": 0}], "keys")
+
+
+def test_summary_names_the_typical_mistakes():
+    def population_std(rows):
+        by = {}
+        for r in rows:
+            by.setdefault(r["per_class"], []).append(r["accuracy"])
+        return {k: (np.mean(v), np.std(v)) for k, v in by.items()}
+
+    def not_grouped(rows):
+        values = [r["accuracy"] for r in rows]
+        return {r["per_class"]: (np.mean(values), np.std(values, ddof=1)) for r in rows}
+
+    _fails_with("04.summary", population_std, "n - 1")
+    _fails_with("04.summary", not_grouped, "Group the rows")
+    _fails_with("04.summary", lambda rows: [(1, 2)], "dict")
+
+
+# ---------------------------------------------------------------- lesson 05
+
+def test_stats_names_the_typical_mistakes():
+    def every_image(images, train_idx):
+        pixels = images.astype(np.float64) / 255
+        return pixels.mean(), pixels.std()
+
+    def pixel_units(images, train_idx):
+        pixels = images[train_idx].astype(np.float64)
+        return pixels.mean(), pixels.std()
+
+    def per_image_std(images, train_idx):
+        pixels = images[train_idx].astype(np.float64) / 255
+        return pixels.mean(), pixels.reshape(len(pixels), -1).std(axis=1).mean()
+
+    def per_position(images, train_idx):
+        pixels = images[train_idx].astype(np.float64) / 255
+        return pixels.mean(axis=0), pixels.std(axis=0)
+
+    _fails_with("05.stats", every_image, "test cells included")
+    _fails_with("05.stats", pixel_units, "divide by 255")
+    _fails_with("05.stats", per_image_std, "each image's own std")
+    _fails_with("05.stats", per_position, "not an array")
+
+
+def _stage_probe(pool, evaluate_on_fit=False):
+    def stage_probe(activations, labels, fit_idx, eval_idx):
+        rows = []
+        for name, maps in activations.items():
+            x = pool(np.asarray(maps))
+            rows.append({"layer": name, "dims": x.shape[1],
+                         "accuracy": tl.probe_accuracy(x, labels, fit_idx, fit_idx if evaluate_on_fit else eval_idx)})
+        return rows
+    return stage_probe
+
+
+def test_stages_names_the_typical_mistakes():
+    _fails_with("05.stages", _stage_probe(lambda m: m.reshape(len(m), -1)), "flattened", "Pool it first")
+    _fails_with("05.stages", _stage_probe(lambda m: m.mean(axis=1).reshape(len(m), -1)), "over the channels")
+    _fails_with("05.stages", _stage_probe(lambda m: m.max(axis=(2, 3))), "max-pooled")
+    _fails_with("05.stages", _stage_probe(lambda m: m.mean(axis=(2, 3)), evaluate_on_fit=True), "the probe trained on")
+
+
+def _cross_type(fit_from_everything=False, ignore_train_type=False, test_on_every_type=False):
+    def cross_type_accuracy(features, labels, types, train_idx, test_idx, train_on, test_on):
+        pool = np.arange(len(labels)) if fit_from_everything else train_idx
+        fit = pool if ignore_train_type else pool[types[pool] == train_on]
+        test = test_idx if test_on_every_type else test_idx[types[test_idx] == test_on]
+        return tl.probe_accuracy(features, labels, fit, test)
+    return cross_type_accuracy
+
+
+def test_shift_names_the_typical_mistakes():
+    assert run_check("05.shift", _cross_type()).passed
+    _fails_with("05.shift", _cross_type(fit_from_everything=True), "leaks into training")
+    _fails_with("05.shift", _cross_type(ignore_train_type=True), "not only the mono ones")
+    _fails_with("05.shift", _cross_type(test_on_every_type=True), "every test cell")
+
+
+def _mmd(diagonal=True, factor=2.0, square=True, root=False):
+    def mmd_squared(a, b, bandwidth):
+        a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+        k = lambda x, y: torch.exp(-(torch.cdist(x, y) ** (2 if square else 1)) / (factor * bandwidth ** 2))  # noqa: E731
+        kaa, kbb, kab = k(a, a), k(b, b), k(a, b)
+        n, m = len(a), len(b)
+        if diagonal:
+            value = (kaa.sum() - kaa.diagonal().sum()) / (n * (n - 1)) + (kbb.sum() - kbb.diagonal().sum()) / (m * (m - 1))
+        else:
+            value = kaa.mean() + kbb.mean()
+        value = float(value - 2 * kab.mean())
+        return math.sqrt(max(value, 0)) if root else value
+    return mmd_squared
+
+
+def test_mmd_names_the_typical_mistakes():
+    assert run_check("05.mmd", _mmd()).passed
+    assert run_check("05.mmd", lambda a, b, bw: tl.mmd(a, b, bw)).passed
+    _fails_with("05.mmd", _mmd(diagonal=False), "biased")
+    _fails_with("05.mmd", _mmd(factor=1.0), "factor 2")
+    _fails_with("05.mmd", _mmd(square=False), "*squared* distance")
+    _fails_with("05.mmd", _mmd(root=True), "square root")
