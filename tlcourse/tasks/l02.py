@@ -118,6 +118,10 @@ def split_judge(evidence: dict, strict: bool) -> Verdict:
         ref = _reference_split(seed)
         if any(len(got[name]) != len(parts[name]["rows"]) for name in got):
             return hint(f"A part holds the same cell twice {where}: index with the split's indices once.")
+        other = _reference_split(0 if seed else 1)
+        if seed != 0 and (got["test"] == other["test"] or got["val"] == other["val"]):
+            return hint(f"With seed={seed} you returned the split of another seed: pass `seed` on to "
+                        "`tl.elpv_split` and `tl.validation_split`.")
         if got["val"] & ref["test"] or got["fit"] & ref["test"]:
             return hint(f"Test leakage {where}: cells of the test part ended up in the fit or validation "
                         "part. Carve the validation split out of `train_idx` only "
@@ -125,10 +129,6 @@ def split_judge(evidence: dict, strict: bool) -> Verdict:
         if got["fit"] & got["val"]:
             return hint(f"The fit and validation parts overlap {where}: train on `fit_idx`, not on the "
                         "whole `train_idx`, or the validation score flatters the model.")
-        other = _reference_split(0 if seed else 1)
-        if seed != 0 and (got["test"] == other["test"] or got["val"] == other["val"]):
-            return hint(f"With seed={seed} you returned the split of another seed: pass `seed` on to "
-                        "`tl.elpv_split` and `tl.validation_split`.")
         if got["test"] != ref["test"]:
             return hint(f"The test part is not the Deitsch et al. split {where}: take it from "
                         "`tl.elpv_split(seed)`.")

@@ -1,0 +1,385 @@
+"""Checks of lessons 02 and 03: they pass the reference answers, name the typical mistakes, read
+"not attempted yet" for placeholders, never raise, and refuse malformed evidence."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import tlcourse as tl
+from tlcourse.checks import evidence_for, get_task, judge_evidence, lesson_tasks, run_check
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = {"02": "02_feature_extraction.ipynb", "03": "03_fine_tuning.ipynb"}
+TASKS = [t.id for lesson in NOTEBOOKS for t in lesson_tasks(lesson)]
+
+
+def _run_cells(path: Path) -> dict:
+    """Run a notebook's code cells in a plain namespace (no kernel, no check cells)."""
+    namespace: dict = {}
+    with tl.torch_threads(1):
+        for cell in nbformat.read(str(path), 4).cells:
+            if cell.cell_type == "code" and "tl.check(" not in cell.source:
+                exec(compile(cell.source, str(path), "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return {lesson: _run_cells(ROOT / "solutions" / name) for lesson, name in NOTEBOOKS.items()}
+
+
+@pytest.fixture(scope="module")
+def placeholders():
+    return {lesson: _run_cells(ROOT / "exercises" / name) for lesson, name in NOTEBOOKS.items()}
+
+
+def _answer(namespaces: dict, task_id: str):
+    return namespaces[task_id[:2]][get_task(task_id).answer]
+
+
+def _fails_with(task_id: str, answer, *phrases: str) -> None:
+    verdict = run_check(task_id, answer)
+    assert not verdict.passed and verdict.attempted, verdict
+    for phrase in phrases:
+        assert phrase in verdict.message, verdict.message
+
+
+def test_each_lesson_has_at_least_four_tasks():
+    for lesson in NOTEBOOKS:
+        assert len(lesson_tasks(lesson)) >= 4
+
+
+@pytest.mark.parametrize("task_id", TASKS)
+def test_every_check_passes_the_reference_answer(reference, task_id):
+    verdict = run_check(task_id, _answer(reference, task_id))
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.parametrize("task_id", TASKS)
+def test_every_hidden_test_passes_the_reference_answer(reference, task_id):
+    task = get_task(task_id)
+    verdict = judge_evidence(task, evidence_for(task, _answer(reference, task_id), strict=True), strict=True)
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.parametrize("task_id", TASKS)
+def test_every_placeholder_reads_not_attempted_yet(placeholders, task_id):
+    verdict = run_check(task_id, _answer(placeholders, task_id))
+    assert not verdict.passed and not verdict.attempted, verdict
+    assert "not attempted yet" in verdict.markdown(task_id)
+
+
+# ---------------------------------------------------------------- lesson 02
+
+def _split_variant(mistake: str):
+    def split_features(features, labels, seed=0):
+        train_idx, test_idx = tl.elpv_split(0 if mistake == "ignores_seed" else seed)
+        if mistake == "val_from_all":
+            fit_idx, val_idx = tl.validation_split(np.arange(len(labels)), seed)
+        else:
+            fit_idx, val_idx = tl.validation_split(train_idx, 0 if mistake == "ignores_seed" else seed)
+        if mistake == "fit_is_train":
+            fit_idx = train_idx
+        y_idx = {"shuffled_labels": np.roll(fit_idx, 1)}.get(mistake, fit_idx)
+        return {"fit": (features[fit_idx], labels[y_idx]), "val": (features[val_idx], labels[val_idx]),
+                "test": (features[test_idx], labels[test_idx])}
+
+    return split_features
+
+
+def test_split_names_the_typical_mistakes():
+    _fails_with("02.split", _split_variant("val_from_all"), "Test leakage")
+    _fails_with("02.split", _split_variant("fit_is_train"), "overlap")
+    _fails_with("02.split", _split_variant("shuffled_labels"), "same indices")
+    _fails_with("02.split", lambda f, y, seed=0: (f, y), "keys")
+    verdict = judge_evidence(get_task("02.split"), evidence_for(get_task("02.split"), _split_variant("ignores_seed"), True), True)
+    assert not verdict.passed and "another seed" in verdict.message
+
+
+def _metrics_variant(mistake: str):
+    def fair_metrics(y_true, y_pred, groups):
+        right = y_true == y_pred
+        if mistake == "plain":
+            balanced = right.mean()
+        elif mistake == "precision":
+            balanced = np.mean([right[y_pred == c].mean() for c in np.unique(y_pred)])
+        elif mistake == "by_group":
+            balanced = np.mean([right[groups == g].mean() for g in np.unique(groups)])
+        else:
+            balanced = np.mean([right[y_true == c].mean() for c in np.unique(y_true)])
+        result = {"accuracy": right.mean(), "balanced_accuracy": balanced}
+        result.update({f"accuracy_{g}": right[groups == g].mean() for g in np.unique(groups)})
+        if mistake == "percent":
+            result = {k: 100 * v for k, v in result.items()}
+        if mistake == "fixed_keys":
+            result = {k: v for k, v in result.items() if not k.startswith("accuracy_")}
+            result["accuracy_mono"] = result["accuracy_poly"] = right.mean()
+        return result
+
+    return fair_metrics
+
+
+@pytest.mark.parametrize("mistake, phrase", [
+    ("plain", "equals the plain accuracy"),
+    ("precision", "precision"),
+    ("by_group", "module types"),
+    ("percent", "not percentages"),
+    ("fixed_keys", "`accuracy_mono` is off"),
+])
+def test_metrics_names_the_typical_mistakes(mistake, phrase):
+    _fails_with("02.metrics", _metrics_variant(mistake), phrase)
+
+
+def test_metrics_hidden_test_tries_other_groups():
+    """Hard-coded mono/poly keys pass the check's case but not the hidden test's other group names."""
+    def mono_poly_only(y_true, y_pred, groups):
+        right = y_true == y_pred
+        result = {"accuracy": right.mean(),
+                  "balanced_accuracy": np.mean([right[y_true == c].mean() for c in np.unique(y_true)])}
+        result.update({f"accuracy_{g}": right[groups == g].mean() for g in ("mono", "poly")})
+        return result
+
+    task = get_task("02.metrics")
+    assert run_check("02.metrics", mono_poly_only).passed
+    assert not judge_evidence(task, evidence_for(task, mono_poly_only, True), True).passed
+
+
+def _embed_variant(mistake: str):
+    def embed(model, images):
+        if mistake != "train_mode":
+            model.eval()
+        x = images
+        with torch.set_grad_enabled(mistake == "grad"):
+            if mistake == "logits":
+                return model(x)
+            for stage in list(tl.stages(model).values())[:-1]:
+                x = stage(x)
+        return {"unpooled": x, "flatten": x.flatten(1)}.get(mistake, x.mean(dim=(2, 3)))
+
+    return embed
+
+
+@pytest.mark.parametrize("mistake, phrase", [
+    ("train_mode", "Call `model.eval()`"),
+    ("logits", "classifier's outputs"),
+    ("unpooled", "Average it over height and width"),
+    ("flatten", "flattened"),
+    ("grad", "carry gradients"),
+])
+def test_extract_names_the_typical_mistakes(mistake, phrase):
+    _fails_with("02.extract", _embed_variant(mistake), phrase)
+
+
+def test_extract_hidden_test_tries_a_resnet():
+    def efficientnet_only(model, images):
+        model.eval()
+        with torch.no_grad():
+            return model.forward_head(model.forward_features(images), pre_logits=True)
+
+    task = get_task("02.extract")
+    assert run_check("02.extract", efficientnet_only).passed
+    verdict = judge_evidence(task, evidence_for(task, efficientnet_only, True), True)
+    assert not verdict.passed and "ResNet" in verdict.message
+
+
+def test_probe_names_the_typical_mistakes(reference):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ns = reference["02"]
+    x_all, labels, fit_idx, val_idx = ns["X"], ns["labels"], ns["fit_idx"], ns["val_idx"]
+    train_idx = np.concatenate([fit_idx, val_idx])
+    leaky = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000)).fit(x_all[train_idx], labels[train_idx])
+    _fails_with("02.probe", leaky, "Suspiciously good")
+    weak = make_pipeline(StandardScaler(), LogisticRegression(C=1e-4)).fit(x_all[fit_idx[:40]], labels[fit_idx[:40]])
+    _fails_with("02.probe", weak, "below the target")
+    four = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000)).fit(
+        x_all[fit_idx], ns["cells"].labels4[fit_idx])
+    _fails_with("02.probe", four, "binary labels")
+    _fails_with("02.probe", 0.85, "fitted classifier")
+
+
+def test_probe_accepts_a_linear_layer(reference):
+    ns = reference["02"]
+    layer = tl.fit_linear_probe(ns["x_fit"], ns["y_fit"])
+    assert run_check("02.probe", layer).passed
+
+
+# ---------------------------------------------------------------- lesson 03
+
+def _augment_variant(mistake: str):
+    def augment(image):
+        if mistake == "angle":
+            from torchvision.transforms import v2
+            return v2.RandomRotation(30)(image)
+        if mistake == "crop":
+            return image[..., 1:, 1:]
+        flip = mistake != "rotations_only" and torch.rand(()) < 0.5
+        if flip:
+            image = image.flip(-1)
+        if mistake == "flips_only":
+            return image.flip(-2) if torch.rand(()) < 0.5 else image
+        k = int(torch.randint(0, 4, ()))
+        return torch.rot90(image, k, dims=(-2, -1))
+
+    return augment
+
+
+@pytest.mark.parametrize("mistake, phrase", [
+    ("rotations_only", "add a random flip"),
+    ("flips_only", "Only flips"),
+    ("angle", "not a flip or a quarter turn"),
+    ("crop", "shape"),
+])
+def test_augment_names_the_typical_mistakes(mistake, phrase):
+    _fails_with("03.augment", _augment_variant(mistake), phrase)
+
+
+def test_augment_identity_is_not_an_augmentation():
+    _fails_with("03.augment", lambda image: image, "never changes")
+
+
+def _groups_variant(mistake: str):
+    def make_param_groups(model, head_lr, body_lr):
+        head = list(tl.head(model).parameters())
+        ids = {id(p) for p in head}
+        body = [p for p in model.parameters() if id(p) not in ids and (p.requires_grad or mistake == "frozen")]
+        if mistake == "swapped":
+            head_lr, body_lr = body_lr, head_lr
+        if mistake == "twice":
+            return [{"params": head, "lr": head_lr}, {"params": list(model.parameters()), "lr": body_lr}]
+        if mistake == "head_only":
+            return [{"params": head, "lr": head_lr}]
+        if mistake == "classifier_by_name":
+            head = list(model.classifier.parameters())
+        return [{"params": head, "lr": head_lr}, {"params": body, "lr": body_lr}]
+
+    return make_param_groups
+
+
+@pytest.mark.parametrize("mistake, phrase", [
+    ("frozen", "frozen parameter tensors"),
+    ("swapped", "swapped"),
+    ("twice", "two groups"),
+    ("head_only", "in no group"),
+])
+def test_groups_names_the_typical_mistakes(mistake, phrase):
+    _fails_with("03.groups", _groups_variant(mistake), phrase)
+
+
+def test_groups_hidden_test_tries_a_resnet():
+    task = get_task("03.groups")
+    answer = _groups_variant("classifier_by_name")
+    assert run_check("03.groups", answer).passed
+    verdict = judge_evidence(task, evidence_for(task, answer, True), True)
+    assert not verdict.passed and "model.fc" in verdict.message
+
+
+def _moved_variant(mistake: str):
+    def relative_change(before, after):
+        change = {}
+        for (name, old), new in zip(tl.stages(before).items(), tl.stages(after).values()):
+            if mistake == "per_tensor":
+                change[name] = float(np.mean([((b - a).norm() / a.norm()).item()
+                                              for a, b in zip(old.parameters(), new.parameters())]))
+                continue
+            tensors = (lambda m: m.state_dict().values()) if mistake == "buffers" else (lambda m: m.parameters())
+            old_w = torch.cat([t.detach().flatten().float() for t in tensors(old)])
+            new_w = torch.cat([t.detach().flatten().float() for t in tensors(new)])
+            diff = (new_w - old_w).norm()
+            change[name] = float({"absolute": diff, "after_norm": diff / new_w.norm()}.get(mistake, diff / old_w.norm()))
+        return change
+
+    return relative_change
+
+
+@pytest.mark.parametrize("mistake, phrase", [
+    ("absolute", "divide"),
+    ("after_norm", "**before** training"),
+    ("per_tensor", "one long"),
+    ("buffers", "running statistics"),
+])
+def test_moved_names_the_typical_mistakes(mistake, phrase):
+    _fails_with("03.moved", _moved_variant(mistake), phrase)
+
+
+def test_moved_matches_the_package_helper():
+    assert run_check("03.moved", tl.weight_change).passed
+
+
+def _epoch_variant(mistake: str):
+    def train_one_epoch(model, loader, optimizer, loss_fn):
+        if mistake != "no_train":
+            model.train()
+        losses = []
+        for x, y in loader:
+            loss = loss_fn(model(x), y)
+            if mistake != "no_zero_grad":
+                optimizer.zero_grad()
+            loss.backward()
+            if mistake != "no_step":
+                optimizer.step()
+            losses.append(loss.item())
+        return {"last": losses[-1], "sum": sum(losses)}.get(mistake, sum(losses) / len(losses))
+
+    return train_one_epoch
+
+
+@pytest.mark.parametrize("mistake, phrase", [
+    ("no_step", "optimizer.step()"),
+    ("no_zero_grad", "zero_grad"),
+    ("no_train", "model.train()"),
+    ("last", "last batch"),
+    ("sum", "sum of the batch losses"),
+])
+def test_epoch_names_the_typical_mistakes(mistake, phrase):
+    _fails_with("03.epoch", _epoch_variant(mistake), phrase)
+
+
+def test_epoch_accepts_the_unweighted_mean():
+    assert run_check("03.epoch", _epoch_variant("none")).passed
+
+
+# ---------------------------------------------------------------- robustness
+
+class _Hostile:
+    def __iter__(self):
+        raise RuntimeError("no iterating me")
+
+    def __call__(self, *args):
+        raise SystemExit("bye")
+
+    def predict(self, x):
+        raise RuntimeError("no predicting")
+
+
+@pytest.mark.parametrize("task_id", TASKS)
+def test_check_never_raises_on_hostile_answers(capsys, task_id):
+    assert tl.check(task_id, _Hostile()) is None
+    out = capsys.readouterr().out
+    assert task_id in out and "❌" in out
+
+
+@pytest.mark.parametrize("task_id", TASKS)
+def test_malformed_or_partial_evidence_never_passes_a_hidden_test(reference, task_id):
+    """The grader judges evidence written by a kernel it does not trust."""
+    task = get_task(task_id)
+    lenient = evidence_for(task, _answer(reference, task_id), strict=False)
+    forged = [{}, {"kind": "function", "cases": []}, {"kind": "model"}, {"kind": "function"},
+              {"kind": "model", "predictions": torch.zeros(3)}, None, 42]
+    if task_id != "02.probe":  # the probe's evidence is the same in both modes, bar its flag
+        forged.append(lenient)
+    else:
+        forged.append({**lenient, "strict": False})
+    for evidence in forged:
+        try:
+            verdict = judge_evidence(task, evidence, strict=True)
+        except Exception:
+            continue  # the grader turns this into 0 points
+        assert not verdict.passed, (task_id, evidence)
