@@ -287,7 +287,7 @@ def _moved_variant(mistake: str):
         for (name, old), new in zip(tl.stages(before).items(), tl.stages(after).values()):
             if mistake == "per_tensor":
                 change[name] = float(np.mean([((b - a).norm() / a.norm()).item()
-                                              for a, b in zip(old.parameters(), new.parameters())]))
+                                              for a, b in zip(old.parameters(), new.parameters()) if a.norm() > 0]))
                 continue
             tensors = (lambda m: m.state_dict().values()) if mistake == "buffers" else (lambda m: m.parameters())
             old_w = torch.cat([t.detach().flatten().float() for t in tensors(old)])

@@ -250,19 +250,21 @@ register(Task("03.groups", "Discriminative learning rates", points=2, answer="ma
 # ---------------------------------------------------------------- 03.moved
 
 def _moved_cases(strict: bool) -> list[tuple[str, str]]:
-    cases = [("a small CNN whose stages moved by different amounts", "cnn")]
+    cases = [("a ResNet-18 whose stages moved by different amounts", "resnet")]
     if strict:
-        cases += [("the top of the backbone above stage5", "top")]
+        cases += [("the pretrained backbone", "backbone")]
     return cases
 
 
 def _moved_pair(kind: str) -> tuple[nn.Module, nn.Module]:
     """A model and a copy whose stages moved by known, different amounts (buffers moved too)."""
     torch.manual_seed(0)
-    if kind == "top":
-        before = models.split_at(models.load_backbone(), "stage5")[1]
+    if kind == "backbone":  # torchvision and timm models: any copy of tlcourse knows their stages
+        before = models.load_backbone()
     else:
-        before = models.SmallCNN(num_classes=2, width=8)
+        import torchvision
+
+        before = torchvision.models.resnet18(weights=None, num_classes=2)
     after = copy.deepcopy(before)
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -320,7 +322,7 @@ def _moved_reference(kind: str) -> dict[str, dict[str, float]]:
             variants["after_norm"][name] = float((new_w - old_w).norm() / new_w.norm())
             variants["squared"][name] = float(((new_w - old_w).norm() / old_w.norm()) ** 2)
             variants["per_tensor"][name] = float(torch.stack(
-                [(b - a).norm() / a.norm() for a, b in zip(old.parameters(), new.parameters())]).mean())
+                [(b - a).norm() / a.norm() for a, b in zip(old.parameters(), new.parameters()) if a.norm() > 0]).mean())
             old_s = torch.cat([t.flatten().float() for t in old.state_dict().values()])
             new_s = torch.cat([t.flatten().float() for t in new.state_dict().values()])
             variants["buffers"][name] = float((new_s - old_s).norm() / old_s.norm())
