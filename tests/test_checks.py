@@ -2,44 +2,24 @@
 "not attempted yet" for placeholders, and never raise."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import nbformat
 import pytest
 import torch
 from torch import nn
 
 import tlcourse as tl
 from tlcourse.checks import get_task, lesson_tasks, run_check
-from tlcourse.exercises import answer_task
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _run_cells(path: Path) -> dict:
-    """Run a notebook's setup and answer cells in a plain namespace (no kernel, no check cells)."""
-    namespace: dict = {}
-    for cell in nbformat.read(str(path), 4).cells:
-        if cell.cell_type == "code" and "tl.check(" not in cell.source:
-            exec(compile(cell.source, str(path), "exec"), namespace)
-    return namespace
+from check_helpers import ROOT, fails_with, run_cells
 
 
 @pytest.fixture(scope="module")
 def reference():
-    return _run_cells(ROOT / "solutions" / "01_transfer_learning_basics.ipynb")
+    return run_cells(ROOT / "solutions" / "01_transfer_learning_basics.ipynb")
 
 
 @pytest.fixture(scope="module")
 def placeholders():
-    return _run_cells(ROOT / "exercises" / "01_transfer_learning_basics.ipynb")
-
-
-def _fails_with(task_id: str, answer, *phrases: str) -> None:
-    verdict = run_check(task_id, answer)
-    assert not verdict.passed and verdict.attempted, verdict
-    for phrase in phrases:
-        assert phrase in verdict.message, verdict.message
+    return run_cells(ROOT / "exercises" / "01_transfer_learning_basics.ipynb")
 
 
 @pytest.mark.parametrize("task_id", [t.id for t in lesson_tasks("01")])
@@ -61,11 +41,11 @@ def test_predict_names_the_typical_mistakes():
     from skimage import data
 
     pairs = tl.classify_imagenet(backbone, data.brick(), topk=3)
-    _fails_with("01.predict", pairs, "keep only the names")
-    _fails_with("01.predict", [name for name, _ in pairs][::-1], "wrong order")
-    _fails_with("01.predict", [name for name, _ in tl.classify_imagenet(backbone, data.brick(), topk=5)], "3 most likely")
-    _fails_with("01.predict", [name for name, _ in tl.classify_imagenet(backbone, data.coffee(), topk=3)], "not the backbone's top 3")
-    _fails_with("01.predict", "window screen", "not a single string")
+    fails_with("01.predict", pairs, "keep only the names")
+    fails_with("01.predict", [name for name, _ in pairs][::-1], "wrong order")
+    fails_with("01.predict", [name for name, _ in tl.classify_imagenet(backbone, data.brick(), topk=5)], "3 most likely")
+    fails_with("01.predict", [name for name, _ in tl.classify_imagenet(backbone, data.coffee(), topk=3)], "not the backbone's top 3")
+    fails_with("01.predict", "window screen", "not a single string")
 
 
 def _count_after(stage: str, trainable_only: bool = True) -> int:
@@ -76,10 +56,10 @@ def _count_after(stage: str, trainable_only: bool = True) -> int:
 def test_count_names_the_typical_mistakes():
     right = _count_after("stage4")
     total = _count_after("stage4", trainable_only=False)
-    _fails_with("01.count", total, "every parameter")
-    _fails_with("01.count", total - right, "frozen parameters")
-    _fails_with("01.count", _count_after("stage5"), "before `stage5`")
-    _fails_with("01.count", str(right), "whole number")
+    fails_with("01.count", total, "every parameter")
+    fails_with("01.count", total - right, "frozen parameters")
+    fails_with("01.count", _count_after("stage5"), "before `stage5`")
+    fails_with("01.count", str(right), "whole number")
     assert run_check("01.count", torch.tensor(right)).passed  # a 0-d tensor is a number too
 
 
@@ -89,18 +69,18 @@ def _with_head(model: nn.Module) -> nn.Module:
 
 
 def test_head_names_the_typical_mistakes():
-    _fails_with("01.head", tl.load_backbone(), "still ends in the 1000-way")
-    _fails_with("01.head", nn.Sequential(tl.load_backbone(), nn.Linear(1000, 2)), "stacks a new layer")
-    _fails_with("01.head", _with_head(tl.load_backbone(pretrained=False)), "not the pretrained ones")
+    fails_with("01.head", tl.load_backbone(), "still ends in the 1000-way")
+    fails_with("01.head", nn.Sequential(tl.load_backbone(), nn.Linear(1000, 2)), "stacks a new layer")
+    fails_with("01.head", _with_head(tl.load_backbone(pretrained=False)), "not the pretrained ones")
     wrong_layer = tl.load_backbone()
     wrong_layer.conv_head = nn.Conv2d(320, 2, 1)
-    _fails_with("01.head", wrong_layer, "wrong place")
+    fails_with("01.head", wrong_layer, "wrong place")
     frozen = tl.freeze(_with_head(tl.load_backbone()))
-    _fails_with("01.head", frozen, "head is frozen")
+    fails_with("01.head", frozen, "head is frozen")
     three = tl.load_backbone()
     three.classifier = nn.Linear(1280, 3)
-    _fails_with("01.head", three, "expect (1, 2)")
-    _fails_with("01.head", "model", "should be a model")
+    fails_with("01.head", three, "expect (1, 2)")
+    fails_with("01.head", "model", "should be a model")
 
 
 def _requires_grad_only(model):
@@ -132,11 +112,11 @@ def _no_return(model):
 
 
 def test_batchnorm_names_the_typical_mistakes():
-    _fails_with("01.batchnorm", _requires_grad_only, "BatchNorm trap", "running mean")
-    _fails_with("01.batchnorm", _momentum_zero, "batch's own mean")
-    _fails_with("01.batchnorm", _eval_inside, "does not last")
-    _fails_with("01.batchnorm", _freeze_everything, "head is frozen too")
-    _fails_with("01.batchnorm", _no_return, "return model")
+    fails_with("01.batchnorm", _requires_grad_only, "BatchNorm trap", "running mean")
+    fails_with("01.batchnorm", _momentum_zero, "batch's own mean")
+    fails_with("01.batchnorm", _eval_inside, "does not last")
+    fails_with("01.batchnorm", _freeze_everything, "head is frozen too")
+    fails_with("01.batchnorm", _no_return, "return model")
 
 
 def _top_k_variant(mistake: str):
@@ -169,7 +149,7 @@ def _top_k_variant(mistake: str):
     ("indices", "not ints"),
 ])
 def test_topk_names_the_typical_mistakes(mistake, phrase):
-    _fails_with("01.topk", _top_k_variant(mistake), phrase)
+    fails_with("01.topk", _top_k_variant(mistake), phrase)
 
 
 def test_topk_check_passes_a_correct_variant():

@@ -2,51 +2,28 @@
 "not attempted yet" for placeholders, never raise, and refuse malformed evidence."""
 from __future__ import annotations
 
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import tlcourse as tl
 from tlcourse.checks import evidence_for, get_task, judge_evidence, lesson_tasks, run_check
 
-ROOT = Path(__file__).resolve().parent.parent
+from check_helpers import ROOT, answer_of, fails_with, run_cells
+
 NOTEBOOKS = {"02": "02_feature_extraction.ipynb", "03": "03_fine_tuning.ipynb"}
 TASKS = [t.id for lesson in NOTEBOOKS for t in lesson_tasks(lesson)]
 
 
-def _run_cells(path: Path) -> dict:
-    """Run a notebook's code cells in a plain namespace (no kernel, no check cells)."""
-    namespace: dict = {}
-    with tl.torch_threads(1):
-        for cell in nbformat.read(str(path), 4).cells:
-            if cell.cell_type == "code" and "tl.check(" not in cell.source:
-                exec(compile(cell.source, str(path), "exec"), namespace)
-    return namespace
-
-
 @pytest.fixture(scope="module")
 def reference():
-    return {lesson: _run_cells(ROOT / "solutions" / name) for lesson, name in NOTEBOOKS.items()}
+    return {lesson: run_cells(ROOT / "solutions" / name) for lesson, name in NOTEBOOKS.items()}
 
 
 @pytest.fixture(scope="module")
 def placeholders():
-    return {lesson: _run_cells(ROOT / "exercises" / name) for lesson, name in NOTEBOOKS.items()}
-
-
-def _answer(namespaces: dict, task_id: str):
-    return namespaces[task_id[:2]][get_task(task_id).answer]
-
-
-def _fails_with(task_id: str, answer, *phrases: str) -> None:
-    verdict = run_check(task_id, answer)
-    assert not verdict.passed and verdict.attempted, verdict
-    for phrase in phrases:
-        assert phrase in verdict.message, verdict.message
+    return {lesson: run_cells(ROOT / "exercises" / name) for lesson, name in NOTEBOOKS.items()}
 
 
 def test_each_lesson_has_at_least_four_tasks():
@@ -55,21 +32,21 @@ def test_each_lesson_has_at_least_four_tasks():
 
 
 @pytest.mark.parametrize("task_id", TASKS)
-def test_every_check_passes_the_reference_answer(reference, task_id):
-    verdict = run_check(task_id, _answer(reference, task_id))
+def test_every_check_passes_the_referenceanswer_of(reference, task_id):
+    verdict = run_check(task_id, answer_of(reference, task_id))
     assert verdict.passed, verdict.message
 
 
 @pytest.mark.parametrize("task_id", TASKS)
-def test_every_hidden_test_passes_the_reference_answer(reference, task_id):
+def test_every_hidden_test_passes_the_referenceanswer_of(reference, task_id):
     task = get_task(task_id)
-    verdict = judge_evidence(task, evidence_for(task, _answer(reference, task_id), strict=True), strict=True)
+    verdict = judge_evidence(task, evidence_for(task, answer_of(reference, task_id), strict=True), strict=True)
     assert verdict.passed, verdict.message
 
 
 @pytest.mark.parametrize("task_id", TASKS)
 def test_every_placeholder_reads_not_attempted_yet(placeholders, task_id):
-    verdict = run_check(task_id, _answer(placeholders, task_id))
+    verdict = run_check(task_id, answer_of(placeholders, task_id))
     assert not verdict.passed and not verdict.attempted, verdict
     assert "not attempted yet" in verdict.markdown(task_id)
 
@@ -93,10 +70,10 @@ def _split_variant(mistake: str):
 
 
 def test_split_names_the_typical_mistakes():
-    _fails_with("02.split", _split_variant("val_from_all"), "Test leakage")
-    _fails_with("02.split", _split_variant("fit_is_train"), "overlap")
-    _fails_with("02.split", _split_variant("shuffled_labels"), "same indices")
-    _fails_with("02.split", lambda f, y, seed=0: (f, y), "keys")
+    fails_with("02.split", _split_variant("val_from_all"), "Test leakage")
+    fails_with("02.split", _split_variant("fit_is_train"), "overlap")
+    fails_with("02.split", _split_variant("shuffled_labels"), "same indices")
+    fails_with("02.split", lambda f, y, seed=0: (f, y), "keys")
     verdict = judge_evidence(get_task("02.split"), evidence_for(get_task("02.split"), _split_variant("ignores_seed"), True), True)
     assert not verdict.passed and "another seed" in verdict.message
 
@@ -132,7 +109,7 @@ def _metrics_variant(mistake: str):
     ("fixed_keys", "`accuracy_mono` is off"),
 ])
 def test_metrics_names_the_typical_mistakes(mistake, phrase):
-    _fails_with("02.metrics", _metrics_variant(mistake), phrase)
+    fails_with("02.metrics", _metrics_variant(mistake), phrase)
 
 
 def test_metrics_hidden_test_tries_other_groups():
@@ -172,7 +149,7 @@ def _embed_variant(mistake: str):
     ("grad", "carry gradients"),
 ])
 def test_extract_names_the_typical_mistakes(mistake, phrase):
-    _fails_with("02.extract", _embed_variant(mistake), phrase)
+    fails_with("02.extract", _embed_variant(mistake), phrase)
 
 
 def test_extract_hidden_test_tries_a_resnet():
@@ -196,13 +173,13 @@ def test_probe_names_the_typical_mistakes(reference):
     x_all, labels, fit_idx, val_idx = ns["X"], ns["labels"], ns["fit_idx"], ns["val_idx"]
     train_idx = np.concatenate([fit_idx, val_idx])
     leaky = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000)).fit(x_all[train_idx], labels[train_idx])
-    _fails_with("02.probe", leaky, "Suspiciously good")
+    fails_with("02.probe", leaky, "Suspiciously good")
     weak = make_pipeline(StandardScaler(), LogisticRegression(C=1e-4)).fit(x_all[fit_idx[:40]], labels[fit_idx[:40]])
-    _fails_with("02.probe", weak, "below the target")
+    fails_with("02.probe", weak, "below the target")
     four = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000)).fit(
         x_all[fit_idx], ns["cells"].labels4[fit_idx])
-    _fails_with("02.probe", four, "binary labels")
-    _fails_with("02.probe", 0.85, "fitted classifier")
+    fails_with("02.probe", four, "binary labels")
+    fails_with("02.probe", 0.85, "fitted classifier")
 
 
 def test_probe_accepts_a_linear_layer(reference):
@@ -238,11 +215,11 @@ def _augment_variant(mistake: str):
     ("crop", "shape"),
 ])
 def test_augment_names_the_typical_mistakes(mistake, phrase):
-    _fails_with("03.augment", _augment_variant(mistake), phrase)
+    fails_with("03.augment", _augment_variant(mistake), phrase)
 
 
 def test_augment_identity_is_not_an_augmentation():
-    _fails_with("03.augment", lambda image: image, "never changes")
+    fails_with("03.augment", lambda image: image, "never changes")
 
 
 def _groups_variant(mistake: str):
@@ -270,7 +247,7 @@ def _groups_variant(mistake: str):
     ("head_only", "in no group"),
 ])
 def test_groups_names_the_typical_mistakes(mistake, phrase):
-    _fails_with("03.groups", _groups_variant(mistake), phrase)
+    fails_with("03.groups", _groups_variant(mistake), phrase)
 
 
 def test_groups_hidden_test_tries_a_resnet():
@@ -306,7 +283,7 @@ def _moved_variant(mistake: str):
     ("buffers", "running statistics"),
 ])
 def test_moved_names_the_typical_mistakes(mistake, phrase):
-    _fails_with("03.moved", _moved_variant(mistake), phrase)
+    fails_with("03.moved", _moved_variant(mistake), phrase)
 
 
 def test_moved_matches_the_package_helper():
@@ -339,7 +316,7 @@ def _epoch_variant(mistake: str):
     ("sum", "sum of the batch losses"),
 ])
 def test_epoch_names_the_typical_mistakes(mistake, phrase):
-    _fails_with("03.epoch", _epoch_variant(mistake), phrase)
+    fails_with("03.epoch", _epoch_variant(mistake), phrase)
 
 
 def test_epoch_accepts_the_unweighted_mean():
@@ -370,7 +347,7 @@ def test_check_never_raises_on_hostile_answers(capsys, task_id):
 def test_malformed_or_partial_evidence_never_passes_a_hidden_test(reference, task_id):
     """The grader judges evidence written by a kernel it does not trust."""
     task = get_task(task_id)
-    lenient = evidence_for(task, _answer(reference, task_id), strict=False)
+    lenient = evidence_for(task, answer_of(reference, task_id), strict=False)
     forged = [{}, {"kind": "function", "cases": []}, {"kind": "model"}, {"kind": "function"},
               {"kind": "model", "predictions": torch.zeros(3)}, None, 42]
     if task_id != "02.probe":  # the probe's evidence is the same in both modes, bar its flag

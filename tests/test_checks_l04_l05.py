@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 import torch
@@ -13,40 +11,20 @@ import torch
 import tlcourse as tl
 from tlcourse.checks import evidence_for, get_task, judge_evidence, lesson_tasks, run_check
 
-ROOT = Path(__file__).resolve().parent.parent
+from check_helpers import ROOT, answer_of, fails_with, run_cells
+
 NOTEBOOKS = {"04": "04_limited_data.ipynb", "05": "05_different_distributions.ipynb"}
 TASK_IDS = [t.id for lesson in NOTEBOOKS for t in lesson_tasks(lesson)]
 
 
-def _answer_cells(path: Path) -> dict:
-    """Run only a notebook's import lines and answer cells (the answers are functions of their arguments)."""
-    namespace: dict = {}
-    exec("import numpy as np\nimport tlcourse as tl", namespace)
-    for cell in nbformat.read(str(path), 4).cells:
-        if cell.cell_type == "code" and any(t.startswith("answer:") for t in cell.metadata.get("tags", [])):
-            exec(compile(cell.source, str(path), "exec"), namespace)
-    return namespace
-
-
 @pytest.fixture(scope="module")
 def reference():
-    return {lesson: _answer_cells(ROOT / "solutions" / name) for lesson, name in NOTEBOOKS.items()}
+    return {lesson: run_cells(ROOT / "solutions" / name, answers_only=True) for lesson, name in NOTEBOOKS.items()}
 
 
 @pytest.fixture(scope="module")
 def placeholders():
-    return {lesson: _answer_cells(ROOT / "exercises" / name) for lesson, name in NOTEBOOKS.items()}
-
-
-def _answer(namespaces: dict, task_id: str):
-    return namespaces[task_id[:2]][get_task(task_id).answer]
-
-
-def _fails_with(task_id: str, answer, *phrases: str) -> None:
-    verdict = run_check(task_id, answer)
-    assert not verdict.passed and verdict.attempted, verdict
-    for phrase in phrases:
-        assert phrase in verdict.message, verdict.message
+    return {lesson: run_cells(ROOT / "exercises" / name, answers_only=True) for lesson, name in NOTEBOOKS.items()}
 
 
 def test_both_lessons_have_at_least_four_tasks():
@@ -55,9 +33,9 @@ def test_both_lessons_have_at_least_four_tasks():
 
 @pytest.mark.parametrize("task_id", TASK_IDS)
 @tl.torch_threads(1)
-def test_every_check_and_hidden_test_passes_the_reference_answer(reference, task_id):
+def test_every_check_and_hidden_test_passes_the_referenceanswer_of(reference, task_id):
     task = get_task(task_id)
-    answer = _answer(reference, task_id)
+    answer = answer_of(reference, task_id)
     assert run_check(task_id, answer).passed, run_check(task_id, answer).message
     verdict = judge_evidence(task, evidence_for(task, answer, strict=True), strict=True)
     assert verdict.passed, verdict.message
@@ -65,7 +43,7 @@ def test_every_check_and_hidden_test_passes_the_reference_answer(reference, task
 
 @pytest.mark.parametrize("task_id", TASK_IDS)
 def test_every_placeholder_reads_not_attempted_yet(placeholders, task_id):
-    verdict = run_check(task_id, _answer(placeholders, task_id))
+    verdict = run_check(task_id, answer_of(placeholders, task_id))
     assert not verdict.passed and not verdict.attempted
     assert "not attempted yet" in verdict.markdown(task_id)
 
@@ -74,7 +52,7 @@ def test_every_placeholder_reads_not_attempted_yet(placeholders, task_id):
 @tl.torch_threads(1)
 def test_malformed_or_incomplete_evidence_never_passes(reference, task_id):
     task = get_task(task_id)
-    easy = evidence_for(task, _answer(reference, task_id), strict=False)
+    easy = evidence_for(task, answer_of(reference, task_id), strict=False)
     forged = [None, [], {}, {"kind": "function"}, {"kind": "function", "cases": []},
               {"kind": "function", "cases": [{"case": "x"}]}, {"error": "boom"}, {"kind": "int", "value": 3},
               easy]  # the notebook's easy cases alone, handed to the strict hidden test
@@ -85,7 +63,7 @@ def test_malformed_or_incomplete_evidence_never_passes(reference, task_id):
 
 @pytest.mark.parametrize("task_id", TASK_IDS)
 def test_a_value_instead_of_a_function_gets_a_hint(task_id):
-    _fails_with(task_id, 0.5, "should be a function")
+    fails_with(task_id, 0.5, "should be a function")
 
 
 # ---------------------------------------------------------------- lesson 04
@@ -104,10 +82,10 @@ def test_subset_names_the_typical_mistakes():
         return np.sort(np.concatenate([np.random.choice(indices[labels[indices] == c], per_class, replace=False)
                                        for c in np.unique(labels)]))
 
-    _fails_with("04.subset", whole_data_set, "not in `indices`", "test")
-    _fails_with("04.subset", first_of_each_class, "first 5 cells")
-    _fails_with("04.subset", in_total, "in total")
-    _fails_with("04.subset", global_random_state, "same seed")
+    fails_with("04.subset", whole_data_set, "not in `indices`", "test")
+    fails_with("04.subset", first_of_each_class, "first 5 cells")
+    fails_with("04.subset", in_total, "in total")
+    fails_with("04.subset", global_random_state, "same seed")
 
 
 def test_epochs_names_the_typical_mistakes():
@@ -120,9 +98,9 @@ def test_epochs_names_the_typical_mistakes():
     def steps(n, batch, min_steps, max_epochs):
         return tl.epochs_for(n, batch, min_steps, max_epochs) * math.ceil(n / batch)
 
-    _fails_with("04.epochs", floor_division, "ZeroDivisionError", "round the steps per epoch *up*")
-    _fails_with("04.epochs", no_cap, "max_epochs")
-    _fails_with("04.epochs", steps, "number of steps")
+    fails_with("04.epochs", floor_division, "ZeroDivisionError", "round the steps per epoch *up*")
+    fails_with("04.epochs", no_cap, "max_epochs")
+    fails_with("04.epochs", steps, "number of steps")
     assert run_check("04.epochs", lambda *args: tl.epochs_for(*args)).passed
 
 
@@ -140,10 +118,10 @@ def test_curve_names_the_typical_mistakes():
         return probe_curve
 
     assert run_check("04.curve", curve()).passed
-    _fails_with("04.curve", curve(pool_all=True), "test set leaks")
-    _fails_with("04.curve", curve(fixed_seed=True), "Every seed gave the same subset")
-    _fails_with("04.curve", curve(on_train=True), "cells it was trained on")
-    _fails_with("04.curve", lambda *args: [{"per_class": 5, "seed": 0}], "keys")
+    fails_with("04.curve", curve(pool_all=True), "test set leaks")
+    fails_with("04.curve", curve(fixed_seed=True), "Every seed gave the same subset")
+    fails_with("04.curve", curve(on_train=True), "cells it was trained on")
+    fails_with("04.curve", lambda *args: [{"per_class": 5, "seed": 0}], "keys")
 
 
 def test_summary_names_the_typical_mistakes():
@@ -157,9 +135,9 @@ def test_summary_names_the_typical_mistakes():
         values = [r["accuracy"] for r in rows]
         return {r["per_class"]: (np.mean(values), np.std(values, ddof=1)) for r in rows}
 
-    _fails_with("04.summary", population_std, "n - 1")
-    _fails_with("04.summary", not_grouped, "Group the rows")
-    _fails_with("04.summary", lambda rows: [(1, 2)], "dict")
+    fails_with("04.summary", population_std, "n - 1")
+    fails_with("04.summary", not_grouped, "Group the rows")
+    fails_with("04.summary", lambda rows: [(1, 2)], "dict")
 
 
 # ---------------------------------------------------------------- lesson 05
@@ -181,10 +159,10 @@ def test_stats_names_the_typical_mistakes():
         pixels = images[train_idx].astype(np.float64) / 255
         return pixels.mean(axis=0), pixels.std(axis=0)
 
-    _fails_with("05.stats", every_image, "test cells included")
-    _fails_with("05.stats", pixel_units, "divide by 255")
-    _fails_with("05.stats", per_image_std, "each image's own std")
-    _fails_with("05.stats", per_position, "not an array")
+    fails_with("05.stats", every_image, "test cells included")
+    fails_with("05.stats", pixel_units, "divide by 255")
+    fails_with("05.stats", per_image_std, "each image's own std")
+    fails_with("05.stats", per_position, "not an array")
 
 
 def _stage_probe(pool, evaluate_on_fit=False):
@@ -199,10 +177,10 @@ def _stage_probe(pool, evaluate_on_fit=False):
 
 
 def test_stages_names_the_typical_mistakes():
-    _fails_with("05.stages", _stage_probe(lambda m: m.reshape(len(m), -1)), "flattened", "Pool it first")
-    _fails_with("05.stages", _stage_probe(lambda m: m.mean(axis=1).reshape(len(m), -1)), "over the channels")
-    _fails_with("05.stages", _stage_probe(lambda m: m.max(axis=(2, 3))), "max-pooled")
-    _fails_with("05.stages", _stage_probe(lambda m: m.mean(axis=(2, 3)), evaluate_on_fit=True), "the probe trained on")
+    fails_with("05.stages", _stage_probe(lambda m: m.reshape(len(m), -1)), "flattened", "Pool it first")
+    fails_with("05.stages", _stage_probe(lambda m: m.mean(axis=1).reshape(len(m), -1)), "over the channels")
+    fails_with("05.stages", _stage_probe(lambda m: m.max(axis=(2, 3))), "max-pooled")
+    fails_with("05.stages", _stage_probe(lambda m: m.mean(axis=(2, 3)), evaluate_on_fit=True), "the probe trained on")
 
 
 def _cross_type(fit_from_everything=False, ignore_train_type=False, test_on_every_type=False):
@@ -216,9 +194,9 @@ def _cross_type(fit_from_everything=False, ignore_train_type=False, test_on_ever
 
 def test_shift_names_the_typical_mistakes():
     assert run_check("05.shift", _cross_type()).passed
-    _fails_with("05.shift", _cross_type(fit_from_everything=True), "leaks into training")
-    _fails_with("05.shift", _cross_type(ignore_train_type=True), "not only the mono ones")
-    _fails_with("05.shift", _cross_type(test_on_every_type=True), "every test cell")
+    fails_with("05.shift", _cross_type(fit_from_everything=True), "leaks into training")
+    fails_with("05.shift", _cross_type(ignore_train_type=True), "not only the mono ones")
+    fails_with("05.shift", _cross_type(test_on_every_type=True), "every test cell")
 
 
 def _mmd(diagonal=True, factor=2.0, square=True, root=False):
@@ -239,7 +217,7 @@ def _mmd(diagonal=True, factor=2.0, square=True, root=False):
 def test_mmd_names_the_typical_mistakes():
     assert run_check("05.mmd", _mmd()).passed
     assert run_check("05.mmd", lambda a, b, bw: tl.mmd(a, b, bw)).passed
-    _fails_with("05.mmd", _mmd(diagonal=False), "biased")
-    _fails_with("05.mmd", _mmd(factor=1.0), "factor 2")
-    _fails_with("05.mmd", _mmd(square=False), "*squared* distance")
-    _fails_with("05.mmd", _mmd(root=True), "square root")
+    fails_with("05.mmd", _mmd(diagonal=False), "biased")
+    fails_with("05.mmd", _mmd(factor=1.0), "factor 2")
+    fails_with("05.mmd", _mmd(square=False), "*squared* distance")
+    fails_with("05.mmd", _mmd(root=True), "square root")
