@@ -161,7 +161,8 @@ def _metrics_inputs(seed: int, classes: int, groups: tuple[str, ...]):
     y_true = rng.choice(classes, size=n, p=np.linspace(2, 1, classes) / np.linspace(2, 1, classes).sum())
     wrong = rng.random(n) < np.where(y_true == 0, 0.1, 0.4)
     y_pred = np.where(wrong, (y_true + 1 + rng.integers(0, max(classes - 1, 1), n)) % classes, y_true)
-    group = rng.choice(np.array(groups), size=n)
+    share = np.linspace(3, 1, len(groups))  # groups of unequal size, so their mean is not the accuracy
+    group = rng.choice(np.array(groups), size=n, p=share / share.sum())
     return y_true.astype(np.int64), y_pred.astype(np.int64), group
 
 
@@ -340,7 +341,7 @@ def extract_judge(evidence: dict, strict: bool) -> Verdict:
         if out.ndim == 4:
             return hint(f"The output has shape {tuple(out.shape)}: a map per image. Average it over "
                         "height and width (`.mean(dim=(2, 3))`) to get one vector per image.")
-        if out.ndim == 2 and out.shape[0] == n and out.shape[1] > ref.shape[1]:
+        if out.ndim == 2 and out.shape[0] == n and out.shape[1] != ref.shape[1]:
             unpooled = _extract_reference(i, kind, n, size, "unpooled")
             if out.shape[1] == unpooled[0].numel():
                 return hint("You flattened the last feature map: that keeps every position. Average over "
