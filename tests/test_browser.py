@@ -134,8 +134,10 @@ _OUTPUTS = """() => Array.from(window.jupyterapp.shell.currentWidget.content.mod
 def _run_notebook(page, url: str, token: str, path: str, timeout_s: float) -> list[list[dict]]:
     """Open ``path`` in JupyterLab, run all cells with the app's own command, wait; returns each code cell's outputs."""
     page.goto(f"{url}/lab/tree/{path}?token={token}")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext", timeout=120_000)
+    # Wait for *this* notebook to be the current tab: the previous one may still be current for a while.
+    page.wait_for_function("(path) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                           " return !!(w && w.sessionContext && w.context && w.context.path === path); }",
+                           arg=path, timeout=120_000)
     page.evaluate("""async () => { const panel = window.jupyterapp.shell.currentWidget;
         await panel.context.ready; await panel.sessionContext.ready; }""")
     page.wait_for_function("() => { const s = window.jupyterapp.shell.currentWidget.sessionContext.session;"
