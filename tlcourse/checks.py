@@ -57,6 +57,18 @@ def not_attempted(message: str = "") -> Verdict:
                    "then run this check again.", attempted=False)
 
 
+def call_answer(answer: Callable, *args) -> tuple[Any, dict | None]:
+    """Call a learner's function; returns ``(result, None)``, or ``(None, problem)`` where the
+    problem is ``{"error": "..."}`` when it raised or ``{"none": True}`` when it returned None."""
+    try:
+        result = answer(*args)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # SystemExit too: a learner's exit must not stop the check
+        return None, {"error": f"{type(err).__name__}: {err}"[:300]}
+    return (None, {"none": True}) if result is None else (result, None)
+
+
 @dataclass(frozen=True)
 class Task:
     """One graded exercise task (see the module docstring and INSTRUCTORS.md)."""

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .. import data, evaluate, experiments, features, models
-from ..checks import Task, Verdict, as_plain_tensor, close, hint, not_attempted, passed, register
+from ..checks import Task, Verdict, call_answer, as_plain_tensor, close, hint, not_attempted, passed, register
 
 N_CELLS = 2624  # ELPV's size: the split helpers index the real data set
 
@@ -55,15 +55,9 @@ def split_evidence(answer, strict: bool) -> dict:
     cases = []
     for seed, kind in _split_cases(strict):
         x, y = _split_inputs(kind)
-        try:
-            result = answer(x, y, seed)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"seed": seed, "error": f"{type(err).__name__}: {err}"[:300]})
-            continue
-        if result is None:
-            cases.append({"seed": seed, "none": True})
+        result, problem = call_answer(answer, x, y, seed)
+        if problem:
+            cases.append({"seed": seed, **problem})
             continue
         if not isinstance(result, dict) or set(result) != {"fit", "val", "test"}:
             keys = sorted(map(str, result)) if isinstance(result, dict) else None
@@ -172,15 +166,9 @@ def metrics_evidence(answer, strict: bool) -> dict:
     cases = []
     for seed, classes, groups in _metrics_cases(strict):
         y_true, y_pred, group = _metrics_inputs(seed, classes, groups)
-        try:
-            result = answer(y_true.copy(), y_pred.copy(), group.copy())
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"seed": seed, "error": f"{type(err).__name__}: {err}"[:300]})
-            continue
-        if result is None:
-            cases.append({"seed": seed, "none": True})
+        result, problem = call_answer(answer, y_true.copy(), y_pred.copy(), group.copy())
+        if problem:
+            cases.append({"seed": seed, **problem})
             continue
         if not isinstance(result, dict):
             cases.append({"seed": seed, "type": type(result).__name__})

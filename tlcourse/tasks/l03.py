@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .. import experiments, models, train
-from ..checks import Task, Verdict, as_plain_tensor, close, hint, not_attempted, passed, register
+from ..checks import Task, Verdict, call_answer, as_plain_tensor, close, hint, not_attempted, passed, register
 
 
 def _random(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -143,15 +143,9 @@ def groups_evidence(answer, strict: bool) -> dict:
     for name, kind, stage, head_lr, body_lr in _groups_cases(strict):
         model = _groups_model(kind, stage)
         names = {id(p): n for n, p in model.named_parameters()}
-        try:
-            result = answer(model, head_lr, body_lr)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"case": name, "error": _error(err)})
-            continue
-        if result is None:
-            cases.append({"case": name, "none": True})
+        result, problem = call_answer(answer, model, head_lr, body_lr)
+        if problem:
+            cases.append({"case": name, **problem})
             continue
         try:
             groups = list(result)
@@ -284,15 +278,9 @@ def moved_evidence(answer, strict: bool) -> dict:
     cases = []
     for name, kind in _moved_cases(strict):
         before, after = _moved_pair(kind)
-        try:
-            result = answer(before, after)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"case": name, "error": _error(err)})
-            continue
-        if result is None:
-            cases.append({"case": name, "none": True})
+        result, problem = call_answer(answer, before, after)
+        if problem:
+            cases.append({"case": name, **problem})
             continue
         if not isinstance(result, dict):
             cases.append({"case": name, "type": type(result).__name__})

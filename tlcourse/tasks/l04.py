@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from .. import data, experiments
-from ..checks import Task, Verdict, hint, not_attempted, passed, register
+from ..checks import Task, Verdict, call_answer, hint, not_attempted, passed, register
 
 
 def _error(err: BaseException) -> str:
@@ -399,15 +399,9 @@ def summary_evidence(answer, strict: bool) -> dict:
     cases = []
     for name, data_seed, sizes, seeds in _summary_cases(strict):
         rows = _summary_rows(data_seed, sizes, seeds)
-        try:
-            result = answer([dict(r) for r in rows])
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"case": name, "error": _error(err)})
-            continue
-        if result is None:
-            cases.append({"case": name, "none": True})
+        result, problem = call_answer(answer, [dict(r) for r in rows])
+        if problem:
+            cases.append({"case": name, **problem})
             continue
         if not isinstance(result, dict):
             cases.append({"case": name, "type": type(result).__name__})

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from .. import data, experiments
-from ..checks import Task, Verdict, hint, not_attempted, passed, register
+from ..checks import Task, Verdict, call_answer, hint, not_attempted, passed, register
 
 
 def _error(err: BaseException) -> str:
@@ -80,15 +80,9 @@ def stats_evidence(answer, strict: bool) -> dict:
     cases = []
     for name, kind in _stats_cases(strict):
         images, train_idx = _stats_inputs(kind)
-        try:
-            result = answer(images.copy(), train_idx.copy())
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"case": name, "error": _error(err)})
-            continue
-        if result is None:
-            cases.append({"case": name, "none": True})
+        result, problem = call_answer(answer, images.copy(), train_idx.copy())
+        if problem:
+            cases.append({"case": name, **problem})
             continue
         try:
             mean, std = result
