@@ -7,32 +7,24 @@ import torch
 from torch import nn
 
 import tlcourse as tl
-from tlcourse.checks import get_task, lesson_tasks, run_check
 
-from check_helpers import ROOT, fails_with, run_cells
+from check_helpers import (FREEZE_PARAMETERS_ONLY, ROOT, Hostile, answer_of, check_output, define, fails_with,
+                           forged_evidence_never_passes, lenient_evidence, notebook_fixtures, passes,
+                           reads_not_attempted, task_ids)
 
-
-@pytest.fixture(scope="module")
-def reference():
-    return run_cells(ROOT / "solutions" / "01_transfer_learning_basics.ipynb")
-
-
-@pytest.fixture(scope="module")
-def placeholders():
-    return run_cells(ROOT / "exercises" / "01_transfer_learning_basics.ipynb")
+NOTEBOOKS = {"01": "01_transfer_learning_basics.ipynb"}
+TASKS = task_ids(NOTEBOOKS)
+reference, placeholders = notebook_fixtures(NOTEBOOKS)
 
 
-@pytest.mark.parametrize("task_id", [t.id for t in lesson_tasks("01")])
+@pytest.mark.parametrize("task_id", TASKS)
 def test_every_check_passes_the_reference_answer(reference, task_id):
-    verdict = run_check(task_id, reference[get_task(task_id).answer])
-    assert verdict.passed, verdict.message
+    passes(task_id, answer_of(reference, task_id))
 
 
-@pytest.mark.parametrize("task_id", [t.id for t in lesson_tasks("01")])
+@pytest.mark.parametrize("task_id", TASKS)
 def test_every_placeholder_reads_not_attempted_yet(placeholders, task_id):
-    verdict = run_check(task_id, placeholders[get_task(task_id).answer])
-    assert not verdict.passed and not verdict.attempted
-    assert "not attempted yet" in verdict.markdown(task_id)
+    reads_not_attempted(task_id, answer_of(placeholders, task_id))
 
 
 @tl.torch_threads(1)
@@ -60,7 +52,7 @@ def test_count_names_the_typical_mistakes():
     fails_with("01.count", total - right, "frozen parameters")
     fails_with("01.count", _count_after("stage5"), "before `stage5`")
     fails_with("01.count", str(right), "whole number")
-    assert run_check("01.count", torch.tensor(right)).passed  # a 0-d tensor is a number too
+    passes("01.count", torch.tensor(right))  # a 0-d tensor is a number too
 
 
 def _with_head(model: nn.Module) -> nn.Module:
@@ -83,12 +75,7 @@ def test_head_names_the_typical_mistakes():
     fails_with("01.head", "model", "should be a model")
 
 
-def _requires_grad_only(model):
-    for name, p in model.named_parameters():
-        p.requires_grad = False
-    for p in tl.head(model).parameters():
-        p.requires_grad = True
-    return model
+_requires_grad_only = define(FREEZE_PARAMETERS_ONLY, "freeze_body")
 
 
 def _momentum_zero(model):
@@ -153,31 +140,17 @@ def test_topk_names_the_typical_mistakes(mistake, phrase):
 
 
 def test_topk_check_passes_a_correct_variant():
-    assert run_check("01.topk", _top_k_variant("none")).passed
-
-
-class _Hostile:
-    def __iter__(self):
-        raise RuntimeError("no iterating me")
-
-    def __call__(self, *args):
-        raise SystemExit("bye")
+    passes("01.topk", _top_k_variant("none"))
 
 
 @pytest.mark.parametrize("task_id, answer", [
-    ("01.predict", _Hostile()),
-    ("01.count", _Hostile()),
-    ("01.head", _Hostile()),
-    ("01.batchnorm", _Hostile()),
-    ("01.topk", _Hostile()),
+    *((task_id, Hostile()) for task_id in TASKS),
     ("01.nope", 1),
     ("99.nope", 1),
     ("garbage", None),
 ])
 def test_check_never_raises_and_always_says_something(capsys, task_id, answer):
-    assert tl.check(task_id, answer) is None
-    out = capsys.readouterr().out
-    assert task_id in out and out.strip()
+    check_output(capsys, task_id, answer)
 
 
 def test_check_without_an_answer_reads_not_attempted(capsys):
@@ -192,20 +165,10 @@ def test_task_modules_import_the_package_relatively():
         assert "import tlcourse" not in text and "from tlcourse" not in text, path
 
 
-@pytest.mark.parametrize("task_id", [t.id for t in lesson_tasks("01")])
+@pytest.mark.parametrize("task_id", TASKS)
 def test_malformed_or_partial_evidence_never_passes_a_hidden_test(reference, task_id):
     """The grader judges evidence written by a kernel it does not trust."""
-    from tlcourse.checks import evidence_for, judge_evidence
-
-    task = get_task(task_id)
-    lenient = evidence_for(task, reference[task.answer], strict=False)
-    forged = [{}, {"kind": "function", "cases": []}, {"kind": "number"}, {"kind": "module", "state": {}},
-              {"kind": "list", "items": None}, None, 42]
-    if task_id in ("01.batchnorm", "01.topk", "01.head"):
-        forged.append(lenient)  # the check's evidence lacks the hidden test's extra cases
-    for evidence in forged:
-        try:
-            verdict = judge_evidence(task, evidence, strict=True)
-        except Exception:
-            continue  # the grader turns this into 0 points
-        assert not verdict.passed, (task_id, evidence)
+    # the check's evidence lacks the hidden test's extra cases (01.predict and 01.count have none)
+    partial = [lenient_evidence(task_id, answer_of(reference, task_id))] if task_id in (
+        "01.batchnorm", "01.topk", "01.head") else []
+    forged_evidence_never_passes(task_id, *partial, may_raise=True)

@@ -2,28 +2,20 @@
 "not attempted yet" for placeholders, never raise, and refuse malformed evidence."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
 import tlcourse as tl
-from tlcourse.checks import evidence_for, get_task, judge_evidence, lesson_tasks, run_check
+from tlcourse.checks import lesson_tasks
 
-from check_helpers import ROOT, answer_of, fails_with, run_cells
+from check_helpers import (Hostile, answer_of, check_output, fails_with, forged_evidence_never_passes,
+                           hidden_test_verdict, lenient_evidence, notebook_fixtures, only_the_hidden_test_fails,
+                           passes, reads_not_attempted, task_ids)
 
 NOTEBOOKS = {"02": "02_feature_extraction.ipynb", "03": "03_fine_tuning.ipynb"}
-TASKS = [t.id for lesson in NOTEBOOKS for t in lesson_tasks(lesson)]
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return {lesson: run_cells(ROOT / "solutions" / name) for lesson, name in NOTEBOOKS.items()}
-
-
-@pytest.fixture(scope="module")
-def placeholders():
-    return {lesson: run_cells(ROOT / "exercises" / name) for lesson, name in NOTEBOOKS.items()}
+TASKS = task_ids(NOTEBOOKS)
+reference, placeholders = notebook_fixtures(NOTEBOOKS)
 
 
 def test_each_lesson_has_at_least_four_tasks():
@@ -33,22 +25,18 @@ def test_each_lesson_has_at_least_four_tasks():
 
 @pytest.mark.parametrize("task_id", TASKS)
 def test_every_check_passes_the_referenceanswer_of(reference, task_id):
-    verdict = run_check(task_id, answer_of(reference, task_id))
-    assert verdict.passed, verdict.message
+    passes(task_id, answer_of(reference, task_id))
 
 
 @pytest.mark.parametrize("task_id", TASKS)
 def test_every_hidden_test_passes_the_referenceanswer_of(reference, task_id):
-    task = get_task(task_id)
-    verdict = judge_evidence(task, evidence_for(task, answer_of(reference, task_id), strict=True), strict=True)
+    verdict = hidden_test_verdict(task_id, answer_of(reference, task_id))
     assert verdict.passed, verdict.message
 
 
 @pytest.mark.parametrize("task_id", TASKS)
 def test_every_placeholder_reads_not_attempted_yet(placeholders, task_id):
-    verdict = run_check(task_id, answer_of(placeholders, task_id))
-    assert not verdict.passed and not verdict.attempted, verdict
-    assert "not attempted yet" in verdict.markdown(task_id)
+    reads_not_attempted(task_id, answer_of(placeholders, task_id))
 
 
 # ---------------------------------------------------------------- lesson 02
@@ -74,8 +62,7 @@ def test_split_names_the_typical_mistakes():
     fails_with("02.split", _split_variant("fit_is_train"), "overlap")
     fails_with("02.split", _split_variant("shuffled_labels"), "same indices")
     fails_with("02.split", lambda f, y, seed=0: (f, y), "keys")
-    verdict = judge_evidence(get_task("02.split"), evidence_for(get_task("02.split"), _split_variant("ignores_seed"), True), True)
-    assert not verdict.passed and "another seed" in verdict.message
+    only_the_hidden_test_fails("02.split", _split_variant("ignores_seed"), "another seed")
 
 
 def _metrics_variant(mistake: str):
@@ -121,9 +108,7 @@ def test_metrics_hidden_test_tries_other_groups():
         result.update({f"accuracy_{g}": right[groups == g].mean() for g in ("mono", "poly")})
         return result
 
-    task = get_task("02.metrics")
-    assert run_check("02.metrics", mono_poly_only).passed
-    assert not judge_evidence(task, evidence_for(task, mono_poly_only, True), True).passed
+    only_the_hidden_test_fails("02.metrics", mono_poly_only)
 
 
 def _embed_variant(mistake: str):
@@ -158,10 +143,7 @@ def test_extract_hidden_test_tries_a_resnet():
         with torch.no_grad():
             return model.forward_head(model.forward_features(images), pre_logits=True)
 
-    task = get_task("02.extract")
-    assert run_check("02.extract", efficientnet_only).passed
-    verdict = judge_evidence(task, evidence_for(task, efficientnet_only, True), True)
-    assert not verdict.passed and "ResNet" in verdict.message
+    only_the_hidden_test_fails("02.extract", efficientnet_only, "ResNet")
 
 
 def test_probe_names_the_typical_mistakes(reference):
@@ -184,8 +166,7 @@ def test_probe_names_the_typical_mistakes(reference):
 
 def test_probe_accepts_a_linear_layer(reference):
     ns = reference["02"]
-    layer = tl.fit_linear_probe(ns["x_fit"], ns["y_fit"])
-    assert run_check("02.probe", layer).passed
+    passes("02.probe", tl.fit_linear_probe(ns["x_fit"], ns["y_fit"]))
 
 
 # ---------------------------------------------------------------- lesson 03
@@ -251,11 +232,7 @@ def test_groups_names_the_typical_mistakes(mistake, phrase):
 
 
 def test_groups_hidden_test_tries_a_resnet():
-    task = get_task("03.groups")
-    answer = _groups_variant("classifier_by_name")
-    assert run_check("03.groups", answer).passed
-    verdict = judge_evidence(task, evidence_for(task, answer, True), True)
-    assert not verdict.passed and "model.fc" in verdict.message
+    only_the_hidden_test_fails("03.groups", _groups_variant("classifier_by_name"), "model.fc")
 
 
 def _moved_variant(mistake: str):
@@ -287,7 +264,7 @@ def test_moved_names_the_typical_mistakes(mistake, phrase):
 
 
 def test_moved_matches_the_package_helper():
-    assert run_check("03.moved", tl.weight_change).passed
+    passes("03.moved", tl.weight_change)
 
 
 def _epoch_variant(mistake: str):
@@ -320,43 +297,20 @@ def test_epoch_names_the_typical_mistakes(mistake, phrase):
 
 
 def test_epoch_accepts_the_unweighted_mean():
-    assert run_check("03.epoch", _epoch_variant("none")).passed
+    passes("03.epoch", _epoch_variant("none"))
 
 
 # ---------------------------------------------------------------- robustness
 
-class _Hostile:
-    def __iter__(self):
-        raise RuntimeError("no iterating me")
-
-    def __call__(self, *args):
-        raise SystemExit("bye")
-
-    def predict(self, x):
-        raise RuntimeError("no predicting")
-
-
 @pytest.mark.parametrize("task_id", TASKS)
 def test_check_never_raises_on_hostile_answers(capsys, task_id):
-    assert tl.check(task_id, _Hostile()) is None
-    out = capsys.readouterr().out
-    assert task_id in out and "❌" in out
+    assert "❌" in check_output(capsys, task_id, Hostile())
 
 
 @pytest.mark.parametrize("task_id", TASKS)
 def test_malformed_or_partial_evidence_never_passes_a_hidden_test(reference, task_id):
     """The grader judges evidence written by a kernel it does not trust."""
-    task = get_task(task_id)
-    lenient = evidence_for(task, answer_of(reference, task_id), strict=False)
-    forged = [{}, {"kind": "function", "cases": []}, {"kind": "model"}, {"kind": "function"},
-              {"kind": "model", "predictions": torch.zeros(3)}, None, 42]
-    if task_id != "02.probe":  # the probe's evidence is the same in both modes, bar its flag
-        forged.append(lenient)
-    else:
-        forged.append({**lenient, "strict": False})
-    for evidence in forged:
-        try:
-            verdict = judge_evidence(task, evidence, strict=True)
-        except Exception:
-            continue  # the grader turns this into 0 points
-        assert not verdict.passed, (task_id, evidence)
+    lenient = lenient_evidence(task_id, answer_of(reference, task_id))
+    if task_id == "02.probe":  # the probe's evidence is the same in both modes, bar its flag
+        lenient = {**lenient, "strict": False}
+    forged_evidence_never_passes(task_id, lenient, may_raise=True)

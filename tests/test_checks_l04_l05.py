@@ -9,22 +9,14 @@ import pytest
 import torch
 
 import tlcourse as tl
-from tlcourse.checks import evidence_for, get_task, judge_evidence, lesson_tasks, run_check
+from tlcourse.checks import lesson_tasks
 
-from check_helpers import ROOT, answer_of, fails_with, run_cells
+from check_helpers import (answer_of, fails_with, forged_evidence_never_passes, lenient_evidence, notebook_fixtures,
+                           passes, reads_not_attempted, task_ids)
 
 NOTEBOOKS = {"04": "04_limited_data.ipynb", "05": "05_different_distributions.ipynb"}
-TASK_IDS = [t.id for lesson in NOTEBOOKS for t in lesson_tasks(lesson)]
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return {lesson: run_cells(ROOT / "solutions" / name, answers_only=True) for lesson, name in NOTEBOOKS.items()}
-
-
-@pytest.fixture(scope="module")
-def placeholders():
-    return {lesson: run_cells(ROOT / "exercises" / name, answers_only=True) for lesson, name in NOTEBOOKS.items()}
+TASK_IDS = task_ids(NOTEBOOKS)
+reference, placeholders = notebook_fixtures(NOTEBOOKS, answers_only=True)
 
 
 def test_both_lessons_have_at_least_four_tasks():
@@ -34,31 +26,19 @@ def test_both_lessons_have_at_least_four_tasks():
 @pytest.mark.parametrize("task_id", TASK_IDS)
 @tl.torch_threads(1)
 def test_every_check_and_hidden_test_passes_the_referenceanswer_of(reference, task_id):
-    task = get_task(task_id)
-    answer = answer_of(reference, task_id)
-    assert run_check(task_id, answer).passed, run_check(task_id, answer).message
-    verdict = judge_evidence(task, evidence_for(task, answer, strict=True), strict=True)
-    assert verdict.passed, verdict.message
+    passes(task_id, answer_of(reference, task_id), hidden_test=True)
 
 
 @pytest.mark.parametrize("task_id", TASK_IDS)
 def test_every_placeholder_reads_not_attempted_yet(placeholders, task_id):
-    verdict = run_check(task_id, answer_of(placeholders, task_id))
-    assert not verdict.passed and not verdict.attempted
-    assert "not attempted yet" in verdict.markdown(task_id)
+    reads_not_attempted(task_id, answer_of(placeholders, task_id))
 
 
 @pytest.mark.parametrize("task_id", TASK_IDS)
 @tl.torch_threads(1)
 def test_malformed_or_incomplete_evidence_never_passes(reference, task_id):
-    task = get_task(task_id)
-    easy = evidence_for(task, answer_of(reference, task_id), strict=False)
-    forged = [None, [], {}, {"kind": "function"}, {"kind": "function", "cases": []},
-              {"kind": "function", "cases": [{"case": "x"}]}, {"error": "boom"}, {"kind": "int", "value": 3},
-              easy]  # the notebook's easy cases alone, handed to the strict hidden test
-    for evidence in forged:
-        verdict = judge_evidence(task, evidence, strict=True)
-        assert not verdict.passed, (evidence, verdict)
+    # the notebook's easy cases alone, handed to the strict hidden test, must fail too; no judge may raise
+    forged_evidence_never_passes(task_id, lenient_evidence(task_id, answer_of(reference, task_id)))
 
 
 @pytest.mark.parametrize("task_id", TASK_IDS)
@@ -101,7 +81,7 @@ def test_epochs_names_the_typical_mistakes():
     fails_with("04.epochs", floor_division, "ZeroDivisionError", "round the steps per epoch *up*")
     fails_with("04.epochs", no_cap, "max_epochs")
     fails_with("04.epochs", steps, "number of steps")
-    assert run_check("04.epochs", lambda *args: tl.epochs_for(*args)).passed
+    passes("04.epochs", lambda *args: tl.epochs_for(*args))
 
 
 def test_curve_names_the_typical_mistakes():
@@ -117,7 +97,7 @@ def test_curve_names_the_typical_mistakes():
             return rows
         return probe_curve
 
-    assert run_check("04.curve", curve()).passed
+    passes("04.curve", curve())
     fails_with("04.curve", curve(pool_all=True), "test set leaks")
     fails_with("04.curve", curve(fixed_seed=True), "Every seed gave the same subset")
     fails_with("04.curve", curve(on_train=True), "cells it was trained on")
@@ -193,7 +173,7 @@ def _cross_type(fit_from_everything=False, ignore_train_type=False, test_on_ever
 
 
 def test_shift_names_the_typical_mistakes():
-    assert run_check("05.shift", _cross_type()).passed
+    passes("05.shift", _cross_type())
     fails_with("05.shift", _cross_type(fit_from_everything=True), "leaks into training")
     fails_with("05.shift", _cross_type(ignore_train_type=True), "not only the mono ones")
     fails_with("05.shift", _cross_type(test_on_every_type=True), "every test cell")
@@ -215,8 +195,8 @@ def _mmd(diagonal=True, factor=2.0, square=True, root=False):
 
 
 def test_mmd_names_the_typical_mistakes():
-    assert run_check("05.mmd", _mmd()).passed
-    assert run_check("05.mmd", lambda a, b, bw: tl.mmd(a, b, bw)).passed
+    passes("05.mmd", _mmd())
+    passes("05.mmd", lambda a, b, bw: tl.mmd(a, b, bw))
     fails_with("05.mmd", _mmd(diagonal=False), "biased")
     fails_with("05.mmd", _mmd(factor=1.0), "factor 2")
     fails_with("05.mmd", _mmd(square=False), "*squared* distance")

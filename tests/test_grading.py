@@ -20,7 +20,8 @@ from tlcourse.exercises import answer_task
 from tlcourse.grading import Settings, feedback_name, grade
 from tlcourse.grading.kernel import run_notebook
 
-ROOT = Path(__file__).resolve().parent.parent
+from check_helpers import FREEZE_PARAMETERS_ONLY, ROOT, define
+
 SOLUTION = ROOT / "solutions" / "01_transfer_learning_basics.ipynb"
 EXERCISE = ROOT / "exercises" / "01_transfer_learning_basics.ipynb"
 TASKS = ["01.predict", "01.count", "01.head", "01.batchnorm", "01.topk"]
@@ -80,15 +81,6 @@ def freeze_body(model):
     return model
 """
 
-TRAP = """
-def freeze_body(model):
-    for name, p in model.named_parameters():
-        p.requires_grad = False
-    for p in tl.head(model).parameters():
-        p.requires_grad = True
-    return model
-"""
-
 
 @pytest.fixture(scope="session")
 def graded(tmp_path_factory, request):
@@ -138,7 +130,7 @@ def _grade_everything(folder: Path):
         "tamper": _submission(folder, "tamper", {
             "01.predict": "brick_top3 = ..." + TAMPERING,
             "01.count": "n_trainable = 42" + TAMPERING,
-            "01.batchnorm": TRAP + TAMPERING,
+            "01.batchnorm": FREEZE_PARAMETERS_ONLY + TAMPERING,
         }, edit=_tamper_with_the_rest),
     }
     for name, content in {"not_json": b'{"cells": [', "zero_bytes": b"", "binary": bytes(range(256)),
@@ -207,9 +199,7 @@ def test_tampering_with_checks_and_tlcourse_earns_nothing(graded):
 def test_hidden_tests_are_stricter_than_the_checks(graded):
     from tlcourse.checks import run_check
 
-    namespace: dict = {}
-    exec("import tlcourse as tl\n" + STRICTER, namespace)
-    assert run_check("01.batchnorm", namespace["freeze_body"]).passed
+    assert run_check("01.batchnorm", define(STRICTER, "freeze_body")).passed
     rows, *_ = graded
     assert _points(rows["loops"])["01.batchnorm"] == 0
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
@@ -57,16 +57,22 @@ def not_attempted(message: str = "") -> Verdict:
                    "then run this check again.", attempted=False)
 
 
-def call_answer(answer: Callable, *args) -> tuple[Any, dict | None]:
+def describe_error(err: BaseException, limit: int = 300) -> str:
+    """``"ValueError: message"``, cut to ``limit`` characters: how evidence records an exception."""
+    return f"{type(err).__name__}: {err}"[:limit]
+
+
+def call_answer(answer: Callable, *args, none_ok: bool = False) -> tuple[Any, dict | None]:
     """Call a learner's function; returns ``(result, None)``, or ``(None, problem)`` where the
-    problem is ``{"error": "..."}`` when it raised or ``{"none": True}`` when it returned None."""
+    problem is ``{"error": "..."}`` when it raised or ``{"none": True}`` when it returned None
+    (with ``none_ok``, a None result is no problem)."""
     try:
         result = answer(*args)
     except KeyboardInterrupt:
         raise
     except BaseException as err:  # SystemExit too: a learner's exit must not stop the check
-        return None, {"error": f"{type(err).__name__}: {err}"[:300]}
-    return (None, {"none": True}) if result is None else (result, None)
+        return None, {"error": describe_error(err)}
+    return (None, {"none": True}) if result is None and not none_ok else (result, None)
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,7 @@ def evidence_for(task: Task, answer: Any, strict: bool) -> dict:
     except KeyboardInterrupt:
         raise
     except BaseException as err:  # the learner's code may raise anything, SystemExit included
-        return {"error": f"{type(err).__name__}: {err}"[:500]}
+        return {"error": describe_error(err, 500)}
 
 
 def judge_evidence(task: Task, evidence: Any, strict: bool) -> Verdict:
@@ -201,7 +207,7 @@ def collect_evidence(task_id: str, namespace: dict, path: str) -> None:
     except KeyboardInterrupt:
         raise
     except BaseException as err:
-        evidence = {"error": f"{type(err).__name__}: {err}"[:500]}
+        evidence = {"error": describe_error(err, 500)}
     try:
         torch.save(evidence, path)
     except Exception as err:  # e.g. the evidence held an object that is not plain data
@@ -224,3 +230,102 @@ def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-4, rtol: float = 1e
     """Same shape and ``allclose``: tolerant enough for CPU-versus-GPU float differences."""
     a, b = torch.as_tensor(a).float().cpu(), torch.as_tensor(b).float().cpu()
     return a.shape == b.shape and bool(torch.allclose(a, b, atol=atol, rtol=rtol))
+
+
+# ---------------------------------------------------------------- tasks whose answer is a function
+
+def function_evidence(answer: Any, cases: Iterable[tuple], run_case: Callable[..., dict]) -> dict:
+    """Evidence for an answer that should be a function: ``run_case(answer, *case)`` for every case.
+
+    Each ``run_case`` returns the plain-data evidence of one case (the learner's function called
+    through :func:`call_answer`, its problem or its result described); an answer that is not
+    callable gives ``{"kind": <its type>}``.
+    """
+    if not callable(answer):
+        return {"kind": type(answer).__name__}
+    return {"kind": "function", "cases": [run_case(answer, *case) for case in cases]}
+
+
+def dict_of_numbers(result: Any) -> dict:
+    """Evidence for a result that should be a dict of numbers: ``{"values": {str(key): float}}``
+    (None for a value that is not a number), or ``{"type": <its type's name>}`` for a non-dict."""
+    if not isinstance(result, dict):
+        return {"type": type(result).__name__}
+    values = {}
+    for key, value in result.items():
+        try:
+            values[str(key)] = float(value)
+        except Exception:
+            values[str(key)] = None
+    return {"values": values}
+
+
+def _case_name(case: dict) -> Any:
+    return case.get("case")
+
+
+def _first(expected_case: tuple) -> Any:
+    return expected_case[0]
+
+
+def _all_none(cases: list[dict]) -> bool:
+    return all(case.get("none") for case in cases)
+
+
+def _no_extra(error: str, expected_case: tuple) -> str:
+    return ""
+
+
+def judge_cases(evidence: dict, expected: Sequence[tuple],
+                judge_case: Callable[[dict, tuple, str], Verdict | None], *,
+                answer: str, should_be: str, where: str | Callable[[tuple], str],
+                label: Callable[[dict], Any] = _case_name, expected_label: Callable[[tuple], Any] = _first,
+                unattempted: Callable[[list[dict]], bool] | None = _all_none, unattempted_message: str = "",
+                error_extra: Callable[[str, tuple], str] = _no_extra) -> Verdict | None:
+    """Judge the evidence of :func:`function_evidence`, case by case; None when every case passes.
+
+    In order: the answer is a function (else "`answer` should be `should_be`, not a ..."); the
+    evidence holds exactly the ``expected`` cases (``label(case) == expected_label(expected case)``,
+    else "incomplete"); ``unattempted(cases)`` reads "not attempted yet" (None: no such check);
+    then for every case a case that raised gets "`answer` raised `...` <where>." (plus
+    ``error_extra(error, expected case)``), and any other is ``judge_case(case, expected case, where)``:
+    a :class:`Verdict` stops there, None goes on. ``where`` names the case in hints: a format
+    string filled with the expected case's items (``"on {0}"``), or a function of the expected case.
+    Use it as ``return judge_cases(...) or passed("...")``.
+    """
+    if evidence.get("kind") != "function":
+        return hint(f"`{answer}` should be {should_be}, not a {evidence.get('kind')}.")
+    cases = evidence.get("cases")
+    if (not isinstance(cases, list) or not all(isinstance(case, dict) for case in cases)
+            or [label(case) for case in cases] != [expected_label(e) for e in expected]):
+        return hint("The evidence for this task is incomplete.")
+    if unattempted is not None and unattempted(cases):
+        return not_attempted(unattempted_message
+                             or f"`{answer}` returns `None` so far (or it is missing its `return`).")
+    for case, expected_case in zip(cases, expected):
+        place = where.format(*expected_case) if isinstance(where, str) else where(expected_case)
+        if "error" in case:
+            return hint(f"`{answer}` raised `{case['error']}` {place}.{error_extra(case['error'], expected_case)}")
+        verdict = judge_case(case, expected_case, place)
+        if verdict is not None:
+            return verdict
+    return None
+
+
+def extra_for_kind(kind: str, extra: str) -> Callable[[str, tuple], str]:
+    """An ``error_extra`` for :func:`judge_cases`: ``extra`` for a case whose second item (its
+    model kind) is ``kind``, nothing for the others."""
+    def error_extra(error: str, expected_case: tuple) -> str:
+        return extra if expected_case[1] == kind else ""
+    return error_extra
+
+
+def never_raises(judge: Callable[[dict, bool], Verdict]) -> Callable[[dict, bool], Verdict]:
+    """A judge that answers a hint, never an exception, on malformed evidence (e.g. a forged file)."""
+    def guarded(evidence: dict, strict: bool) -> Verdict:
+        try:
+            return judge(evidence, strict)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            return hint("The evidence for this task is incomplete or malformed.")
+    guarded.__name__ = judge.__name__
+    return guarded

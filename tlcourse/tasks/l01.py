@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from .. import models
-from ..checks import Task, Verdict, as_plain_tensor, close, hint, not_attempted, passed, register
+from ..checks import (Task, Verdict, as_plain_tensor, call_answer, close, extra_for_kind, function_evidence, hint,
+                      judge_cases, not_attempted, passed, register)
 
 PROB_TOL = 3e-3  # probabilities agree to this much on CPU and GPU
 
@@ -280,88 +281,81 @@ def _head_input(model: nn.Module, head: nn.Module, x: torch.Tensor) -> torch.Ten
     return as_plain_tensor(seen[-1]) if seen else torch.empty(0)
 
 
-def batchnorm_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
-    cases = []
-    for name, kind, pre_train in _bn_cases(strict):
-        model = _bn_model(kind)
-        if pre_train:
-            model.train()
-        bn_train_before = any(layer.training for layer in models.iter_batchnorm(model))
-        try:
-            result = answer(model)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"case": name, "kind": kind, "error": f"{type(err).__name__}: {err}"[:300]})
-            continue
-        head = models.head(model)
-        head_ids = {id(p) for p in head.parameters()}
-        params = list(model.named_parameters())
-        switched_to_eval = bn_train_before and all(not layer.training for layer in models.iter_batchnorm(model))
-        before = _bn_buffers(model)
-        x = _probe((4, 3, 64, 64), seed=2)
+def _batchnorm_case(answer, name: str, kind: str, pre_train: bool) -> dict:
+    model = _bn_model(kind)
+    if pre_train:
         model.train()
-        train_features = _head_input(model, head, x)
-        after = _bn_buffers(model)
-        model.eval()
-        eval_features = _head_input(model, head, x)
-        cases.append({
-            "case": name, "kind": kind,
-            "returned_model": result is model,
-            "head_trainable": [n for n, p in params if id(p) in head_ids and p.requires_grad],
-            "head_params": [n for n, p in params if id(p) in head_ids],
-            "body_trainable": [n for n, p in params if id(p) not in head_ids and p.requires_grad],
-            "body_params": sum(1 for _, p in params if id(p) not in head_ids),
-            "switched_to_eval": switched_to_eval,
-            "before": before, "after": after,
-            "train_features": train_features, "eval_features": eval_features,
-        })
-    return {"kind": "function", "cases": cases}
+    bn_train_before = any(layer.training for layer in models.iter_batchnorm(model))
+    result, problem = call_answer(answer, model, none_ok=True)
+    if problem:
+        return {"case": name, "kind": kind, **problem}
+    head = models.head(model)
+    head_ids = {id(p) for p in head.parameters()}
+    params = list(model.named_parameters())
+    switched_to_eval = bn_train_before and all(not layer.training for layer in models.iter_batchnorm(model))
+    before = _bn_buffers(model)
+    x = _probe((4, 3, 64, 64), seed=2)
+    model.train()
+    train_features = _head_input(model, head, x)
+    after = _bn_buffers(model)
+    model.eval()
+    eval_features = _head_input(model, head, x)
+    return {
+        "case": name, "kind": kind,
+        "returned_model": result is model,
+        "head_trainable": [n for n, p in params if id(p) in head_ids and p.requires_grad],
+        "head_params": [n for n, p in params if id(p) in head_ids],
+        "body_trainable": [n for n, p in params if id(p) not in head_ids and p.requires_grad],
+        "body_params": sum(1 for _, p in params if id(p) not in head_ids),
+        "switched_to_eval": switched_to_eval,
+        "before": before, "after": after,
+        "train_features": train_features, "eval_features": eval_features,
+    }
+
+
+def batchnorm_evidence(answer, strict: bool) -> dict:
+    return function_evidence(answer, _bn_cases(strict), _batchnorm_case)
+
+
+def _batchnorm_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    moved = [k for k in case["before"] if not torch.equal(case["before"][k], case["after"][k])]
+    nothing_frozen = case["body_params"] == len(case["body_trainable"])
+    head_trains = len(case["head_trainable"]) == len(case["head_params"])
+    if nothing_frozen and head_trains and moved and case["returned_model"]:
+        return not_attempted("`freeze_body` leaves the model unchanged so far.")
+    if not case["returned_model"]:
+        return hint("`freeze_body` must return the model it froze (end it with `return model`).")
+    if not head_trains:
+        return hint(f"The head is frozen too ({where}). The new head starts from random weights, "
+                    "so it must stay trainable: freeze everything except `tl.head(model)`.")
+    if case["body_trainable"]:
+        return hint(f"{len(case['body_trainable'])} parameter tensors of the body still train "
+                    f"({where}), e.g. `{case['body_trainable'][0]}`: freeze every parameter "
+                    "outside the head.")
+    if moved:
+        if case["switched_to_eval"]:
+            return hint("BatchNorm statistics moved after `model.train()`. Calling `.eval()` inside "
+                        "`freeze_body` does not last: the next `model.train()` switches the layers "
+                        "back. Keep them in eval mode for good, for example with `tl.freeze(module)`.")
+        return hint("The BatchNorm trap: the parameters are frozen, but one forward pass in train mode "
+                    "still moved BatchNorm's running mean and variance. They are buffers, updated by "
+                    "the forward pass, not by the optimiser, so `requires_grad=False` cannot stop "
+                    "them. Keep the body's BatchNorm layers in eval mode, e.g. with `tl.freeze(module)`.")
+    if not close(case["train_features"], case["eval_features"], atol=1e-4, rtol=1e-3):
+        return hint("The running statistics stay put, but in train mode BatchNorm still normalises "
+                    "each batch with that batch's own mean and variance, so the body's features "
+                    "change from batch to batch. Keep the BatchNorm layers in eval mode instead.")
+    return None
 
 
 def batchnorm_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint(f"`freeze_body` should be a function that takes a model, not a {evidence.get('kind')}.")
-    cases = evidence["cases"]
-    if [c["case"] for c in cases] != [name for name, _, _ in _bn_cases(strict)]:
-        return hint("The evidence for this task is incomplete.")
-    for case in cases:
-        where = f"on {case['case']}"
-        if "error" in case:
-            extra = (" It must work for any model that `tl.head` understands: find the head with "
-                     "`tl.head(model)`." if case["kind"] == "resnet" else "")
-            return hint(f"`freeze_body` raised `{case['error']}` {where}.{extra}")
-        moved = [k for k in case["before"] if not torch.equal(case["before"][k], case["after"][k])]
-        nothing_frozen = case["body_params"] == len(case["body_trainable"])
-        head_trains = len(case["head_trainable"]) == len(case["head_params"])
-        if nothing_frozen and head_trains and moved and case["returned_model"]:
-            return not_attempted("`freeze_body` leaves the model unchanged so far.")
-        if not case["returned_model"]:
-            return hint("`freeze_body` must return the model it froze (end it with `return model`).")
-        if not head_trains:
-            return hint(f"The head is frozen too ({where}). The new head starts from random weights, "
-                        "so it must stay trainable: freeze everything except `tl.head(model)`.")
-        if case["body_trainable"]:
-            return hint(f"{len(case['body_trainable'])} parameter tensors of the body still train "
-                        f"({where}), e.g. `{case['body_trainable'][0]}`: freeze every parameter "
-                        "outside the head.")
-        if moved:
-            if case["switched_to_eval"]:
-                return hint("BatchNorm statistics moved after `model.train()`. Calling `.eval()` inside "
-                            "`freeze_body` does not last: the next `model.train()` switches the layers "
-                            "back. Keep them in eval mode for good, for example with `tl.freeze(module)`.")
-            return hint("The BatchNorm trap: the parameters are frozen, but one forward pass in train mode "
-                        "still moved BatchNorm's running mean and variance. They are buffers, updated by "
-                        "the forward pass, not by the optimiser, so `requires_grad=False` cannot stop "
-                        "them. Keep the body's BatchNorm layers in eval mode, e.g. with `tl.freeze(module)`.")
-        if not close(case["train_features"], case["eval_features"], atol=1e-4, rtol=1e-3):
-            return hint("The running statistics stay put, but in train mode BatchNorm still normalises "
-                        "each batch with that batch's own mean and variance, so the body's features "
-                        "change from batch to batch. Keep the BatchNorm layers in eval mode instead.")
-    return passed("The body is now a fixed feature extractor: no gradients, and BatchNorm normalises "
-                  "with its stored ImageNet statistics even in train mode. Only the head will learn.")
+    return judge_cases(
+        evidence, _bn_cases(strict), _batchnorm_verdict, answer="freeze_body",
+        should_be="a function that takes a model", where="on {0}", unattempted=None,
+        error_extra=extra_for_kind("resnet", " It must work for any model that `tl.head` understands: find the "
+                                             "head with `tl.head(model)`."),
+    ) or passed("The body is now a fixed feature extractor: no gradients, and BatchNorm normalises "
+                "with its stored ImageNet statistics even in train mode. Only the head will learn.")
 
 
 register(Task("01.batchnorm", "Freeze the body, BatchNorm included", points=2, answer="freeze_body",
@@ -378,39 +372,34 @@ def _topk_cases(strict: bool) -> list[tuple[str, int, bool]]:
     return cases
 
 
+def _topk_case(answer, photo: str, k: int, train_mode: bool) -> dict:
+    model = models.load_backbone()
+    if train_mode:
+        model.train()
+    result, problem = call_answer(answer, model, _photo(photo), k)
+    if problem:
+        return {"photo": photo, "k": k, **problem}
+    items = _first_items(result)
+    described = None
+    if items is not None:
+        described = []
+        for item in items:
+            pair = _first_items(item, 3)
+            if pair is None or len(pair) != 2:
+                described.append({"shape": "not a pair"})
+                continue
+            name, prob = pair
+            try:
+                prob = float(prob)
+            except Exception:
+                prob = None
+            described.append({"name": name if isinstance(name, str) else None,
+                              "name_type": type(name).__name__, "prob": prob})
+    return {"photo": photo, "k": k, "items": described}
+
+
 def topk_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
-    cases = []
-    for photo, k, train_mode in _topk_cases(strict):
-        model = models.load_backbone()
-        if train_mode:
-            model.train()
-        try:
-            result = answer(model, _photo(photo), k)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"photo": photo, "k": k, "error": f"{type(err).__name__}: {err}"[:300]})
-            continue
-        items = _first_items(result)
-        described = None
-        if items is not None:
-            described = []
-            for item in items:
-                pair = _first_items(item, 3)
-                if pair is None or len(pair) != 2:
-                    described.append({"shape": "not a pair"})
-                    continue
-                name, prob = pair
-                try:
-                    prob = float(prob)
-                except Exception:
-                    prob = None
-                described.append({"name": name if isinstance(name, str) else None,
-                                  "name_type": type(name).__name__, "prob": prob})
-        cases.append({"photo": photo, "k": k, "none": result is None, "items": described})
-    return {"kind": "function", "cases": cases}
+    return function_evidence(answer, _topk_cases(strict), _topk_case)
 
 
 @lru_cache(maxsize=16)
@@ -437,49 +426,45 @@ def _matches(items: list[dict], probs: dict[str, float], k: int) -> bool:
         and abs(item["prob"] - expected) <= PROB_TOL for item, expected in zip(items, top))
 
 
+def _topk_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    photo, k, _ = expected
+    items = case.get("items")
+    if items is None or any("shape" in item for item in items):
+        return hint(f"`top_k` should return a list of `(name, probability)` pairs ({where}).")
+    if any(item["name"] is None for item in items):
+        kind = items[0]["name_type"]
+        return hint(f"Return class names, not {kind}s: look the indices up in `tl.imagenet_classes()`.")
+    if any(item["prob"] is None for item in items):
+        return hint("Each probability should be a number (use `float(p)`).")
+    if len(items) != k:
+        return hint(f"Asked for the top {k}, `top_k` gave {len(items)} ({where}).")
+    probabilities = [item["prob"] for item in items]
+    if any(p > 1 + 1e-4 or p < 0 for p in probabilities):
+        return hint("These look like logits, not probabilities: apply `softmax` over the 1000 classes.")
+    if all(p > 1 - 1e-4 for p in probabilities) and _reference_probabilities(photo)[items[0]["name"]] < 0.999:
+        return hint("Every probability is 1: the softmax ran over the batch dimension (dim 0, a single "
+                    "image). Take it over the classes (`dim=1`).")
+    if probabilities != sorted(probabilities, reverse=True):
+        return hint("Order the predictions from the most likely to the least likely.")
+    if _matches(items, _reference_probabilities(photo), k):
+        return None
+    if _matches(items, _reference_probabilities(photo, "train_mode"), k):
+        return hint(f"Wrong predictions {where}: the model was in train mode, so BatchNorm "
+                    "normalised with the statistics of this one image. Call `model.eval()` first.")
+    if _matches(items, _reference_probabilities(photo, "no_normalisation"), k):
+        return hint(f"Wrong predictions {where}: the input is in [0, 1], but the backbone was "
+                    "trained on inputs scaled to [-1, 1]. Use `tl.preprocess(224)`.")
+    return hint(f"The predictions differ from the reference {where}. Preprocess with "
+                "`tl.preprocess(224)`, add a batch dimension, use the model in eval mode, and take "
+                "the softmax over the classes.")
+
+
 def topk_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint(f"`top_k` should be a function `top_k(model, image, k)`, not a {evidence.get('kind')}.")
-    cases = evidence["cases"]
-    if [(c["photo"], c["k"]) for c in cases] != [(p, k) for p, k, _ in _topk_cases(strict)]:
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("none") for c in cases):
-        return not_attempted("`top_k` returns `None` so far (or it is missing its `return`).")
-    for case in cases:
-        photo, k = case["photo"], case["k"]
-        where = f"for `data.{photo}()` with k={k}"
-        if "error" in case:
-            return hint(f"`top_k` raised `{case['error']}` {where}.")
-        items = case["items"]
-        if items is None or any("shape" in item for item in items):
-            return hint(f"`top_k` should return a list of `(name, probability)` pairs ({where}).")
-        if any(item["name"] is None for item in items):
-            kind = items[0]["name_type"]
-            return hint(f"Return class names, not {kind}s: look the indices up in `tl.imagenet_classes()`.")
-        if any(item["prob"] is None for item in items):
-            return hint("Each probability should be a number (use `float(p)`).")
-        if len(items) != k:
-            return hint(f"Asked for the top {k}, `top_k` gave {len(items)} ({where}).")
-        probabilities = [item["prob"] for item in items]
-        if any(p > 1 + 1e-4 or p < 0 for p in probabilities):
-            return hint("These look like logits, not probabilities: apply `softmax` over the 1000 classes.")
-        if all(p > 1 - 1e-4 for p in probabilities) and _reference_probabilities(photo)[items[0]["name"]] < 0.999:
-            return hint("Every probability is 1: the softmax ran over the batch dimension (dim 0, a single "
-                        "image). Take it over the classes (`dim=1`).")
-        if probabilities != sorted(probabilities, reverse=True):
-            return hint("Order the predictions from the most likely to the least likely.")
-        if _matches(items, _reference_probabilities(photo), k):
-            continue
-        if _matches(items, _reference_probabilities(photo, "train_mode"), k):
-            return hint(f"Wrong predictions {where}: the model was in train mode, so BatchNorm "
-                        "normalised with the statistics of this one image. Call `model.eval()` first.")
-        if _matches(items, _reference_probabilities(photo, "no_normalisation"), k):
-            return hint(f"Wrong predictions {where}: the input is in [0, 1], but the backbone was "
-                        "trained on inputs scaled to [-1, 1]. Use `tl.preprocess(224)`.")
-        return hint(f"The predictions differ from the reference {where}. Preprocess with "
-                    "`tl.preprocess(224)`, add a batch dimension, use the model in eval mode, and take "
-                    "the softmax over the classes.")
-    return passed("That is exactly what `tl.classify_imagenet` does: now you know it from the inside.")
+    return judge_cases(
+        evidence, _topk_cases(strict), _topk_verdict, answer="top_k",
+        should_be="a function `top_k(model, image, k)`", where="for `data.{0}()` with k={1}",
+        label=lambda case: (case.get("photo"), case.get("k")), expected_label=lambda expected: expected[:2],
+    ) or passed("That is exactly what `tl.classify_imagenet` does: now you know it from the inside.")
 
 
 register(Task("01.topk", "Top-k predictions by hand", points=2, answer="top_k",

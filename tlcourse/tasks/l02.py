@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from .. import data, evaluate, experiments, features, models
-from ..checks import Task, Verdict, call_answer, as_plain_tensor, close, hint, not_attempted, passed, register
+from ..checks import (Task, Verdict, as_plain_tensor, call_answer, close, dict_of_numbers, extra_for_kind,
+                      function_evidence, hint, judge_cases, passed, register)
 
 N_CELLS = 2624  # ELPV's size: the split helpers index the real data set
 
@@ -49,28 +50,25 @@ def _rows_of(x, y) -> dict:
     return {"rows": as_plain_tensor(rows), "labels_match": bool(torch.equal(y.long(), expected))}
 
 
+def _split_case(answer, seed: int, kind: str) -> dict:
+    x, y = _split_inputs(kind)
+    result, problem = call_answer(answer, x, y, seed)
+    if problem:
+        return {"seed": seed, **problem}
+    if not isinstance(result, dict) or set(result) != {"fit", "val", "test"}:
+        keys = sorted(map(str, result)) if isinstance(result, dict) else None
+        return {"seed": seed, "keys": keys, "type": type(result).__name__}
+    parts = {}
+    for name, pair in result.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            parts[name] = {"not_pair": True}
+        else:
+            parts[name] = _rows_of(*pair)
+    return {"seed": seed, "parts": parts}
+
+
 def split_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
-    cases = []
-    for seed, kind in _split_cases(strict):
-        x, y = _split_inputs(kind)
-        result, problem = call_answer(answer, x, y, seed)
-        if problem:
-            cases.append({"seed": seed, **problem})
-            continue
-        if not isinstance(result, dict) or set(result) != {"fit", "val", "test"}:
-            keys = sorted(map(str, result)) if isinstance(result, dict) else None
-            cases.append({"seed": seed, "keys": keys, "type": type(result).__name__})
-            continue
-        parts = {}
-        for name, pair in result.items():
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                parts[name] = {"not_pair": True}
-            else:
-                parts[name] = _rows_of(*pair)
-        cases.append({"seed": seed, "parts": parts})
-    return {"kind": "function", "cases": cases}
+    return function_evidence(answer, _split_cases(strict), _split_case)
 
 
 @lru_cache(maxsize=8)
@@ -81,54 +79,52 @@ def _reference_split(seed: int) -> dict[str, frozenset]:
             "train": frozenset(train.tolist())}
 
 
+def _split_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    seed = expected[0]
+    if case.get("none"):
+        return hint(f"`split_features` returned `None` {where}.")
+    if "parts" not in case:
+        return hint("Return a dict with the keys `'fit'`, `'val'` and `'test'`, each an `(x, y)` pair "
+                    f"(you returned {case.get('keys') or 'a ' + str(case.get('type'))}).")
+    parts = case["parts"]
+    if any(p.get("not_pair") for p in parts.values()):
+        return hint("Each value of the dict should be a pair `(features, labels)`.")
+    if any("shape" in p for p in parts.values()):
+        return hint("Select whole rows: `features[idx]` and `labels[idx]` keep every feature column, "
+                    "and one label per row.")
+    if not all(p["labels_match"] for p in parts.values()):
+        return hint("The labels do not belong to the rows you selected: index the features and the "
+                    "labels with the same indices.")
+    got = {name: frozenset(p["rows"].tolist()) for name, p in parts.items()}
+    ref = _reference_split(seed)
+    if any(len(got[name]) != len(parts[name]["rows"]) for name in got):
+        return hint(f"A part holds the same cell twice {where}: index with the split's indices once.")
+    other = _reference_split(0 if seed else 1)
+    if seed != 0 and (got["test"] == other["test"] or got["val"] == other["val"]):
+        return hint(f"With seed={seed} you returned the split of another seed: pass `seed` on to "
+                    "`tl.elpv_split` and `tl.validation_split`.")
+    if got["val"] & ref["test"] or got["fit"] & ref["test"]:
+        return hint(f"Test leakage {where}: cells of the test part ended up in the fit or validation "
+                    "part. Carve the validation split out of `train_idx` only "
+                    "(`tl.validation_split(train_idx, seed)`), never out of all the cells.")
+    if got["fit"] & got["val"]:
+        return hint(f"The fit and validation parts overlap {where}: train on `fit_idx`, not on the "
+                    "whole `train_idx`, or the validation score flatters the model.")
+    if got["test"] != ref["test"]:
+        return hint(f"The test part is not the Deitsch et al. split {where}: take it from "
+                    "`tl.elpv_split(seed)`.")
+    if got["fit"] != ref["fit"] or got["val"] != ref["val"]:
+        return hint(f"The fit and validation parts differ from `tl.validation_split(train_idx, seed)` "
+                    f"{where}.")
+    return None
+
+
 def split_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint(f"`split_features` should be a function `split_features(features, labels, seed)`, "
-                    f"not a {evidence.get('kind')}.")
-    cases = evidence.get("cases") or []
-    if [c.get("seed") for c in cases] != [seed for seed, _ in _split_cases(strict)]:
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("none") for c in cases):
-        return not_attempted("`split_features` returns `None` so far (or it is missing its `return`).")
-    for case in cases:
-        seed, where = case["seed"], f"(seed={case['seed']})"
-        if "error" in case:
-            return hint(f"`split_features` raised `{case['error']}` {where}.")
-        if case.get("none"):
-            return hint(f"`split_features` returned `None` {where}.")
-        if "parts" not in case:
-            return hint("Return a dict with the keys `'fit'`, `'val'` and `'test'`, each an `(x, y)` pair "
-                        f"(you returned {case.get('keys') or 'a ' + str(case.get('type'))}).")
-        parts = case["parts"]
-        if any(p.get("not_pair") for p in parts.values()):
-            return hint("Each value of the dict should be a pair `(features, labels)`.")
-        if any("shape" in p for p in parts.values()):
-            return hint("Select whole rows: `features[idx]` and `labels[idx]` keep every feature column, "
-                        "and one label per row.")
-        if not all(p["labels_match"] for p in parts.values()):
-            return hint("The labels do not belong to the rows you selected: index the features and the "
-                        "labels with the same indices.")
-        got = {name: frozenset(p["rows"].tolist()) for name, p in parts.items()}
-        ref = _reference_split(seed)
-        if any(len(got[name]) != len(parts[name]["rows"]) for name in got):
-            return hint(f"A part holds the same cell twice {where}: index with the split's indices once.")
-        other = _reference_split(0 if seed else 1)
-        if seed != 0 and (got["test"] == other["test"] or got["val"] == other["val"]):
-            return hint(f"With seed={seed} you returned the split of another seed: pass `seed` on to "
-                        "`tl.elpv_split` and `tl.validation_split`.")
-        if got["val"] & ref["test"] or got["fit"] & ref["test"]:
-            return hint(f"Test leakage {where}: cells of the test part ended up in the fit or validation "
-                        "part. Carve the validation split out of `train_idx` only "
-                        "(`tl.validation_split(train_idx, seed)`), never out of all the cells.")
-        if got["fit"] & got["val"]:
-            return hint(f"The fit and validation parts overlap {where}: train on `fit_idx`, not on the "
-                        "whole `train_idx`, or the validation score flatters the model.")
-        if got["test"] != ref["test"]:
-            return hint(f"The test part is not the Deitsch et al. split {where}: take it from "
-                        "`tl.elpv_split(seed)`.")
-        if got["fit"] != ref["fit"] or got["val"] != ref["val"]:
-            return hint(f"The fit and validation parts differ from `tl.validation_split(train_idx, seed)` "
-                        f"{where}.")
+    verdict = judge_cases(evidence, _split_cases(strict), _split_verdict, answer="split_features",
+                          should_be="a function `split_features(features, labels, seed)`", where="(seed={0})",
+                          label=lambda case: case.get("seed"))
+    if verdict:
+        return verdict
     ref = _reference_split(0)
     return passed(f"{len(ref['fit'])} fit, {len(ref['val'])} validation and {len(ref['test'])} test cells, "
                   "no cell in two parts: every choice from now on is made on the validation part.")
@@ -160,27 +156,14 @@ def _metrics_inputs(seed: int, classes: int, groups: tuple[str, ...]):
     return y_true.astype(np.int64), y_pred.astype(np.int64), group
 
 
+def _metrics_case(answer, seed: int, classes: int, groups: tuple[str, ...]) -> dict:
+    y_true, y_pred, group = _metrics_inputs(seed, classes, groups)
+    result, problem = call_answer(answer, y_true.copy(), y_pred.copy(), group.copy())
+    return {"seed": seed, **(problem or dict_of_numbers(result))}
+
+
 def metrics_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
-    cases = []
-    for seed, classes, groups in _metrics_cases(strict):
-        y_true, y_pred, group = _metrics_inputs(seed, classes, groups)
-        result, problem = call_answer(answer, y_true.copy(), y_pred.copy(), group.copy())
-        if problem:
-            cases.append({"seed": seed, **problem})
-            continue
-        if not isinstance(result, dict):
-            cases.append({"seed": seed, "type": type(result).__name__})
-            continue
-        values = {}
-        for key, value in result.items():
-            try:
-                values[str(key)] = float(value)
-            except Exception:
-                values[str(key)] = None
-        cases.append({"seed": seed, "values": values})
-    return {"kind": "function", "cases": cases}
+    return function_evidence(answer, _metrics_cases(strict), _metrics_case)
 
 
 def _metrics_reference(seed: int, classes: int, groups: tuple[str, ...]) -> dict:
@@ -195,53 +178,50 @@ def _metrics_reference(seed: int, classes: int, groups: tuple[str, ...]) -> dict
             "_group_mean": float(np.mean([ref[f"accuracy_{g}"] for g in groups]))}
 
 
-def metrics_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint(f"`fair_metrics` should be a function `fair_metrics(y_true, y_pred, groups)`, "
-                    f"not a {evidence.get('kind')}.")
-    cases = evidence.get("cases") or []
-    expected_cases = _metrics_cases(strict)
-    if [c.get("seed") for c in cases] != [seed for seed, _, _ in expected_cases]:
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("none") for c in cases):
-        return not_attempted("`fair_metrics` returns `None` so far (or it is missing its `return`).")
+def _metrics_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    seed, classes, groups = expected
     tol = 1e-6
-    for case, (seed, classes, groups) in zip(cases, expected_cases):
-        where = f"for {classes} classes and the groups {', '.join(groups)}"
-        if "error" in case:
-            return hint(f"`fair_metrics` raised `{case['error']}` {where}.")
-        if "values" not in case:
-            return hint(f"`fair_metrics` should return a dict of numbers, not {case.get('type', 'None')}.")
-        values, ref = case["values"], _metrics_reference(seed, classes, groups)
-        wanted = ["accuracy", "balanced_accuracy"] + [f"accuracy_{g}" for g in groups]
-        missing = [k for k in wanted if values.get(k) is None]
-        if missing:
-            return hint(f"The dict lacks `{missing[0]}` {where}: one key `accuracy_<group>` per group "
-                        "name found in `groups`, plus `accuracy` and `balanced_accuracy`.")
-        if all(abs(values[k] - 100 * ref[k]) < 1e-4 for k in wanted):
-            return hint("Give fractions between 0 and 1, not percentages.")
-        if abs(values["accuracy"] - ref["accuracy"]) > tol:
-            return hint(f"`accuracy` is off {where}: it is the share of all predictions that are right.")
-        b = values["balanced_accuracy"]
-        if abs(b - ref["balanced_accuracy"]) > tol:
-            if abs(b - ref["accuracy"]) < tol:
-                return hint("`balanced_accuracy` equals the plain accuracy: average the **recall of each "
-                            "class** (the share of that class's cells predicted right), so that the rare "
-                            "defective class counts as much as the common one.")
-            if abs(b - ref["_precision"]) < tol:
-                return hint("That is the mean *precision* per class (grouped by prediction). Balanced "
-                            "accuracy averages the recall: group the cells by their **true** label.")
-            if abs(b - ref["_group_mean"]) < tol:
-                return hint("That averages over the module types. Balanced accuracy averages over the "
-                            "**classes** (true labels), each class's recall.")
-            if any(abs(b - r) < tol for r in ref["_recall"]):
-                return hint("That is the recall of one class only: average it over every class.")
-            return hint(f"`balanced_accuracy` is off {where}: the mean over classes of each class's recall.")
-        for g in groups:
-            if abs(values[f"accuracy_{g}"] - ref[f"accuracy_{g}"]) > tol:
-                return hint(f"`accuracy_{g}` is off: the accuracy over the cells whose group is `{g}` only.")
-    return passed("Always answering 'functional' scores 68.7% accuracy on ELPV but only 50% balanced "
-                  "accuracy: report both, and per module type, as Deitsch et al. do.")
+    if "values" not in case:
+        return hint(f"`fair_metrics` should return a dict of numbers, not {case.get('type', 'None')}.")
+    values, ref = case["values"], _metrics_reference(seed, classes, groups)
+    wanted = ["accuracy", "balanced_accuracy"] + [f"accuracy_{g}" for g in groups]
+    missing = [k for k in wanted if values.get(k) is None]
+    if missing:
+        return hint(f"The dict lacks `{missing[0]}` {where}: one key `accuracy_<group>` per group "
+                    "name found in `groups`, plus `accuracy` and `balanced_accuracy`.")
+    if all(abs(values[k] - 100 * ref[k]) < 1e-4 for k in wanted):
+        return hint("Give fractions between 0 and 1, not percentages.")
+    if abs(values["accuracy"] - ref["accuracy"]) > tol:
+        return hint(f"`accuracy` is off {where}: it is the share of all predictions that are right.")
+    b = values["balanced_accuracy"]
+    if abs(b - ref["balanced_accuracy"]) > tol:
+        if abs(b - ref["accuracy"]) < tol:
+            return hint("`balanced_accuracy` equals the plain accuracy: average the **recall of each "
+                        "class** (the share of that class's cells predicted right), so that the rare "
+                        "defective class counts as much as the common one.")
+        if abs(b - ref["_precision"]) < tol:
+            return hint("That is the mean *precision* per class (grouped by prediction). Balanced "
+                        "accuracy averages the recall: group the cells by their **true** label.")
+        if abs(b - ref["_group_mean"]) < tol:
+            return hint("That averages over the module types. Balanced accuracy averages over the "
+                        "**classes** (true labels), each class's recall.")
+        if any(abs(b - r) < tol for r in ref["_recall"]):
+            return hint("That is the recall of one class only: average it over every class.")
+        return hint(f"`balanced_accuracy` is off {where}: the mean over classes of each class's recall.")
+    for g in groups:
+        if abs(values[f"accuracy_{g}"] - ref[f"accuracy_{g}"]) > tol:
+            return hint(f"`accuracy_{g}` is off: the accuracy over the cells whose group is `{g}` only.")
+    return None
+
+
+def metrics_judge(evidence: dict, strict: bool) -> Verdict:
+    return judge_cases(
+        evidence, _metrics_cases(strict), _metrics_verdict, answer="fair_metrics",
+        should_be="a function `fair_metrics(y_true, y_pred, groups)`",
+        where=lambda expected: f"for {expected[1]} classes and the groups {', '.join(expected[2])}",
+        label=lambda case: case.get("seed"),
+    ) or passed("Always answering 'functional' scores 68.7% accuracy on ELPV but only 50% balanced "
+                "accuracy: report both, and per module type, as Deitsch et al. do.")
 
 
 register(Task("02.metrics", "Fair metrics: balanced and per module type", points=1, answer="fair_metrics",
@@ -250,12 +230,12 @@ register(Task("02.metrics", "Fair metrics: balanced and per module type", points
 
 # ---------------------------------------------------------------- 02.extract
 
-def _extract_cases(strict: bool) -> list[tuple[str, str, int, int, bool]]:
-    """(case, model kind, batch size, pixels, hand the model over in train mode)."""
-    cases = [("4 cells at 160 px, model in train mode", "backbone", 4, 160, True)]
+def _extract_cases(strict: bool) -> list[tuple[str, str, int, int, bool, int]]:
+    """(case, model kind, batch size, pixels, hand the model over in train mode, seed of the images)."""
+    cases = [("4 cells at 160 px, model in train mode", "backbone", 4, 160, True, 10)]
     if strict:
-        cases += [("2 images at 224 px, model in eval mode", "backbone", 2, 224, False),
-                  ("a ResNet-18 from torchvision, 3 images at 64 px", "resnet", 3, 64, True)]
+        cases += [("2 images at 224 px, model in eval mode", "backbone", 2, 224, False, 11),
+                  ("a ResNet-18 from torchvision, 3 images at 64 px", "resnet", 3, 64, True, 12)]
     return cases
 
 
@@ -268,36 +248,27 @@ def _extract_model(kind: str) -> nn.Module:
     return models.load_backbone().eval()
 
 
+def _extract_case(answer, name: str, kind: str, n: int, size: int, train_mode: bool, seed: int) -> dict:
+    model = _extract_model(kind)
+    if train_mode:
+        model.train()
+    x = _random((n, 3, size, size), seed=seed)
+    result, problem = call_answer(answer, model, x.clone())
+    if problem:
+        return {"case": name, **problem}
+    if not isinstance(result, torch.Tensor):
+        return {"case": name, "type": type(result).__name__}
+    return {"case": name, "requires_grad": bool(result.requires_grad), "output": as_plain_tensor(result).float()}
+
+
 def extract_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
-    cases = []
-    for i, (name, kind, n, size, train_mode) in enumerate(_extract_cases(strict)):
-        model = _extract_model(kind)
-        if train_mode:
-            model.train()
-        x = _random((n, 3, size, size), seed=10 + i)
-        try:
-            result = answer(model, x.clone())
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"case": name, "error": f"{type(err).__name__}: {err}"[:300]})
-            continue
-        if result is None:
-            cases.append({"case": name, "none": True})
-        elif not isinstance(result, torch.Tensor):
-            cases.append({"case": name, "type": type(result).__name__})
-        else:
-            cases.append({"case": name, "requires_grad": bool(result.requires_grad),
-                          "output": as_plain_tensor(result).float()})
-    return {"kind": "function", "cases": cases}
+    return function_evidence(answer, _extract_cases(strict), _extract_case)
 
 
 @lru_cache(maxsize=16)
-def _extract_reference(index: int, kind: str, n: int, size: int, variant: str) -> torch.Tensor:
+def _extract_reference(seed: int, kind: str, n: int, size: int, variant: str) -> torch.Tensor:
     model = _extract_model(kind)
-    x = _random((n, 3, size, size), seed=10 + index)
+    x = _random((n, 3, size, size), seed=seed)
     last = models.stage_names(model)[-2]
     if variant == "train_mode":
         model.train()
@@ -307,53 +278,48 @@ def _extract_reference(index: int, kind: str, n: int, size: int, variant: str) -
         return features.forward_stages(model, x, [last], pool=variant != "unpooled")[last]
 
 
+def _extract_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    _, kind, n, size, _, seed = expected
+    if "output" not in case:
+        return hint(f"`embed` should return a tensor, not {case.get('type', 'None')} ({where}).")
+    out = case["output"]
+    ref = _extract_reference(seed, kind, n, size, "right")
+    if out.ndim == 4:
+        return hint(f"The output has shape {tuple(out.shape)}: a map per image. Average it over "
+                    "height and width (`.mean(dim=(2, 3))`) to get one vector per image.")
+    if out.ndim == 2 and out.shape[0] == n and out.shape[1] != ref.shape[1]:
+        unpooled = _extract_reference(seed, kind, n, size, "unpooled")
+        if out.shape[1] == unpooled[0].numel():
+            return hint("You flattened the last feature map: that keeps every position. Average over "
+                        "height and width instead (global average pooling), as the classifier does.")
+        logits = _extract_reference(seed, kind, n, size, "logits")
+        if out.shape == logits.shape and close(out, logits, atol=1e-3, rtol=1e-3):
+            return hint("These are the classifier's outputs (ImageNet logits). Stop *before* the "
+                        "classifier: the features are what the classifier reads.")
+    if tuple(out.shape) != tuple(ref.shape):
+        return hint(f"Expected one vector of {ref.shape[1]} features per image, shape {tuple(ref.shape)}, "
+                    f"got {tuple(out.shape)} ({where}).")
+    if case["requires_grad"]:
+        return hint("The features still carry gradients: run the frozen model under `torch.no_grad()` "
+                    "(or `torch.inference_mode()`); a feature extractor never trains.")
+    if close(out, ref, atol=1e-3, rtol=1e-3):
+        return None
+    if close(out, _extract_reference(seed, kind, n, size, "train_mode"), atol=1e-3, rtol=1e-3):
+        return hint(f"Wrong features {where}: the model ran in train mode, so BatchNorm normalised "
+                    "with the statistics of this batch. Call `model.eval()` first.")
+    return hint(f"The features differ from the reference {where}. Run every stage of "
+                "`tl.stages(model)` except the classifier, in eval mode without gradients, and "
+                "average the last map over height and width.")
+
+
 def extract_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint(f"`embed` should be a function `embed(model, images)`, not a {evidence.get('kind')}.")
-    cases = evidence.get("cases") or []
-    expected = _extract_cases(strict)
-    if [c.get("case") for c in cases] != [e[0] for e in expected]:
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("none") for c in cases):
-        return not_attempted("`embed` returns `None` so far (or it is missing its `return`).")
-    for i, (case, (name, kind, n, size, _)) in enumerate(zip(cases, expected)):
-        where = f"on {name}"
-        if "error" in case:
-            extra = (" It must work for any model that `tl.stages` understands: run the stages of "
-                     "`tl.stages(model)` instead of EfficientNet's own methods." if kind == "resnet" else "")
-            return hint(f"`embed` raised `{case['error']}` {where}.{extra}")
-        if "output" not in case:
-            return hint(f"`embed` should return a tensor, not {case.get('type', 'None')} ({where}).")
-        out = case["output"]
-        ref = _extract_reference(i, kind, n, size, "right")
-        if out.ndim == 4:
-            return hint(f"The output has shape {tuple(out.shape)}: a map per image. Average it over "
-                        "height and width (`.mean(dim=(2, 3))`) to get one vector per image.")
-        if out.ndim == 2 and out.shape[0] == n and out.shape[1] != ref.shape[1]:
-            unpooled = _extract_reference(i, kind, n, size, "unpooled")
-            if out.shape[1] == unpooled[0].numel():
-                return hint("You flattened the last feature map: that keeps every position. Average over "
-                            "height and width instead (global average pooling), as the classifier does.")
-            logits = _extract_reference(i, kind, n, size, "logits")
-            if out.shape == logits.shape and close(out, logits, atol=1e-3, rtol=1e-3):
-                return hint("These are the classifier's outputs (ImageNet logits). Stop *before* the "
-                            "classifier: the features are what the classifier reads.")
-        if tuple(out.shape) != tuple(ref.shape):
-            return hint(f"Expected one vector of {ref.shape[1]} features per image, shape {tuple(ref.shape)}, "
-                        f"got {tuple(out.shape)} ({where}).")
-        if case["requires_grad"]:
-            return hint("The features still carry gradients: run the frozen model under `torch.no_grad()` "
-                        "(or `torch.inference_mode()`); a feature extractor never trains.")
-        if close(out, ref, atol=1e-3, rtol=1e-3):
-            continue
-        if close(out, _extract_reference(i, kind, n, size, "train_mode"), atol=1e-3, rtol=1e-3):
-            return hint(f"Wrong features {where}: the model ran in train mode, so BatchNorm normalised "
-                        "with the statistics of this batch. Call `model.eval()` first.")
-        return hint(f"The features differ from the reference {where}. Run every stage of "
-                    "`tl.stages(model)` except the classifier, in eval mode without gradients, and "
-                    "average the last map over height and width.")
-    return passed("That is the whole of feature extraction: one forward pass of a frozen body, once per "
-                  "image. `tl.extract_features` adds batching, a progress bar and a disk cache.")
+    return judge_cases(
+        evidence, _extract_cases(strict), _extract_verdict, answer="embed",
+        should_be="a function `embed(model, images)`", where="on {0}",
+        error_extra=extra_for_kind("resnet", " It must work for any model that `tl.stages` understands: run the "
+                                             "stages of `tl.stages(model)` instead of EfficientNet's own methods."),
+    ) or passed("That is the whole of feature extraction: one forward pass of a frozen body, once per "
+                "image. `tl.extract_features` adds batching, a progress bar and a disk cache.")
 
 
 register(Task("02.extract", "The feature-extraction loop", points=2, answer="embed",

@@ -14,22 +14,8 @@ from functools import lru_cache
 import numpy as np
 
 from .. import data, experiments
-from ..checks import Task, Verdict, call_answer, hint, not_attempted, passed, register
-
-
-def _error(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}"[:300]
-
-
-def _safe(judge):
-    """A judge that answers a hint, never an exception, on malformed evidence (e.g. a forged file)."""
-    def guarded(evidence: dict, strict: bool) -> Verdict:
-        try:
-            return judge(evidence, strict)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-            return hint("The evidence for this task is incomplete or malformed.")
-    guarded.__name__ = judge.__name__
-    return guarded
+from ..checks import (Task, Verdict, call_answer, describe_error, function_evidence, hint, judge_cases, never_raises,
+                      passed, register)
 
 
 def _int_list(result) -> list[int] | None:
@@ -77,79 +63,72 @@ def _subset_inputs(kind: str) -> tuple[np.ndarray, np.ndarray]:
     return _synthetic_labels(400, 3, seed=5)
 
 
-def subset_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
-    cases = []
-    for name, kind, per_class, seed in _subset_cases(strict):
-        labels, train_idx = _subset_inputs(kind)
+def _subset_case(answer, name: str, kind: str, per_class: int, seed: int) -> dict:
+    labels, train_idx = _subset_inputs(kind)
+
+    def three_runs() -> dict:
+        """Two calls with ``seed`` and one with the next seed."""
         runs = {}
-        try:
-            for label, s in (("first", seed), ("again", seed), ("other", seed + 1)):
-                result = answer(labels.copy(), train_idx.copy(), per_class, s)
-                runs[label] = None if result is None else _int_list(result)
-                runs[label + "_none"] = result is None
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"case": name, "error": _error(err)})
-            continue
-        cases.append({"case": name, **runs})
-    return {"kind": "function", "cases": cases}
+        for label, s in (("first", seed), ("again", seed), ("other", seed + 1)):
+            result = answer(labels.copy(), train_idx.copy(), per_class, s)
+            runs[label] = None if result is None else _int_list(result)
+            runs[label + "_none"] = result is None
+        return runs
+
+    runs, problem = call_answer(three_runs)
+    return {"case": name, **(problem or runs)}
+
+
+def subset_evidence(answer, strict: bool) -> dict:
+    return function_evidence(answer, _subset_cases(strict), _subset_case)
+
+
+def _subset_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    _, kind, per_class, seed = expected
+    first, again, other = case["first"], case["again"], case["other"]
+    if first is None or again is None or other is None:
+        return hint(f"`pick_per_class` should return a 1-D array (or list) of integer indices {where}.")
+    labels, train_idx = _subset_inputs(kind)
+    allowed = set(train_idx.tolist())
+    outside = [i for i in first if i not in allowed]
+    if outside:
+        return hint(f"{len(outside)} of the indices you picked are not in `indices` {where}: you sampled "
+                    "from the whole data set (or the test split). Draw only from the training indices you "
+                    "are given, or the test set leaks into training.")
+    if len(set(first)) != len(first):
+        return hint(f"Some cells were picked twice {where}: sample without replacement "
+                    "(`rng.choice(pool, size=n, replace=False)`).")
+    counts = {int(c): sum(1 for i in first if labels[i] == c) for c in np.unique(labels[train_idx])}
+    if len(first) == per_class and len(counts) > 1:
+        return hint(f"You picked {per_class} cells in total {where}; the task asks for {per_class} "
+                    f"cells *of each class* ({per_class * len(counts)} in all).")
+    if any(n != per_class for n in counts.values()):
+        return hint(f"Per class you picked {counts} {where}; expected exactly {per_class} of every class. "
+                    "Sample each class's pool separately.")
+    if sorted(first) != sorted(again):
+        return hint(f"Two calls with the same seed gave different cells {where}: make the draw reproducible "
+                    "with a generator seeded by `seed` (`np.random.default_rng(seed)`), not the global state.")
+    if sorted(first) == sorted(other):
+        heads = sorted(i for c in counts for i in train_idx[labels[train_idx] == c][:per_class].tolist())
+        if sorted(first) == heads:
+            return hint(f"You took the first {per_class} cells of each class {where}. Draw them at "
+                        "random: the first cells all come from the same few modules.")
+        return hint(f"Seeds {seed} and {seed + 1} gave the same cells {where}: the seed must change the draw, "
+                    "or the 'several seeds' of the experiment are one seed repeated.")
+    return None
 
 
 def subset_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint(f"`pick_per_class` should be a function `pick_per_class(labels, indices, per_class, seed)`, "
-                    f"not a {evidence.get('kind')}.")
-    cases = evidence.get("cases")
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-        return hint("The evidence for this task is incomplete.")
-    expected = _subset_cases(strict)
-    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("first_none") for c in cases):
-        return not_attempted("`pick_per_class` returns `None` so far (or it is missing its `return`).")
-    for case, (name, kind, per_class, seed) in zip(cases, expected):
-        where = f"(case: {name})"
-        if "error" in case:
-            return hint(f"`pick_per_class` raised `{case['error']}` {where}.")
-        first, again, other = case["first"], case["again"], case["other"]
-        if first is None or again is None or other is None:
-            return hint(f"`pick_per_class` should return a 1-D array (or list) of integer indices {where}.")
-        labels, train_idx = _subset_inputs(kind)
-        allowed = set(train_idx.tolist())
-        outside = [i for i in first if i not in allowed]
-        if outside:
-            return hint(f"{len(outside)} of the indices you picked are not in `indices` {where}: you sampled "
-                        "from the whole data set (or the test split). Draw only from the training indices you "
-                        "are given, or the test set leaks into training.")
-        if len(set(first)) != len(first):
-            return hint(f"Some cells were picked twice {where}: sample without replacement "
-                        "(`rng.choice(pool, size=n, replace=False)`).")
-        counts = {int(c): sum(1 for i in first if labels[i] == c) for c in np.unique(labels[train_idx])}
-        if len(first) == per_class and len(counts) > 1:
-            return hint(f"You picked {per_class} cells in total {where}; the task asks for {per_class} "
-                        f"cells *of each class* ({per_class * len(counts)} in all).")
-        if any(n != per_class for n in counts.values()):
-            return hint(f"Per class you picked {counts} {where}; expected exactly {per_class} of every class. "
-                        "Sample each class's pool separately.")
-        if sorted(first) != sorted(again):
-            return hint(f"Two calls with the same seed gave different cells {where}: make the draw reproducible "
-                        "with a generator seeded by `seed` (`np.random.default_rng(seed)`), not the global state.")
-        if sorted(first) == sorted(other):
-            heads = sorted(i for c in counts for i in train_idx[labels[train_idx] == c][:per_class].tolist())
-            if sorted(first) == heads:
-                return hint(f"You took the first {per_class} cells of each class {where}. Draw them at "
-                            "random: the first cells all come from the same few modules.")
-            return hint(f"Seeds {seed} and {seed + 1} gave the same cells {where}: the seed must change the draw, "
-                        "or the 'several seeds' of the experiment are one seed repeated.")
-    return passed("Every class gets the same number of cells, all from the training split, and a seed "
-                  "makes the draw repeatable. That is `tl.per_class_subset`: use it from now on.")
+    return judge_cases(
+        evidence, _subset_cases(strict), _subset_verdict, answer="pick_per_class",
+        should_be="a function `pick_per_class(labels, indices, per_class, seed)`", where="(case: {0})",
+        unattempted=lambda cases: all(c.get("first_none") for c in cases),
+    ) or passed("Every class gets the same number of cells, all from the training split, and a seed "
+                "makes the draw repeatable. That is `tl.per_class_subset`: use it from now on.")
 
 
 register(Task("04.subset", "A small training set, n cells per class", points=1, answer="pick_per_class",
-              evidence=subset_evidence, judge=_safe(subset_judge)))
+              evidence=subset_evidence, judge=never_raises(subset_judge)))
 
 
 # ---------------------------------------------------------------- 04.epochs
@@ -177,68 +156,60 @@ def _epochs_variant(n: int, batch: int, min_steps: int, max_epochs: int, variant
     raise ValueError(variant)
 
 
+def _epochs_case(answer, *args: int) -> dict:
+    value, problem = call_answer(answer, *args, none_ok=True)
+    if problem:
+        return {"args": list(args), **problem}
+    if isinstance(value, np.generic) or (hasattr(value, "numel") and value.numel() == 1):
+        value = value.item()
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return {"args": list(args), "value": float(value)}
+    return {"args": list(args), "kind": type(value).__name__}
+
+
 def epochs_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
-    cases = []
-    for n, batch, min_steps, max_epochs in _epochs_cases(strict):
-        try:
-            value = answer(n, batch, min_steps, max_epochs)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"args": [n, batch, min_steps, max_epochs], "error": _error(err)})
-            continue
-        if isinstance(value, np.generic) or (hasattr(value, "numel") and value.numel() == 1):
-            value = value.item()
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            cases.append({"args": [n, batch, min_steps, max_epochs], "value": float(value)})
-        else:
-            cases.append({"args": [n, batch, min_steps, max_epochs], "kind": type(value).__name__})
-    return {"kind": "function", "cases": cases}
+    return function_evidence(answer, _epochs_cases(strict), _epochs_case)
+
+
+def _epochs_verdict(case: dict, args: tuple, where: str) -> Verdict | None:
+    if "value" not in case:
+        return hint(f"`epochs_needed` should return a whole number of epochs, not a {case.get('kind')} ({where}).")
+    value = case["value"]
+    if value == _epochs_variant(*args, "right"):
+        return None
+    if value == _epochs_variant(*args, "floor"):
+        return hint(f"Got {value:g} {where}. The last, partial batch is a step too: steps per epoch is "
+                    "`ceil(n_train / batch_size)`, not `n_train // batch_size`.")
+    if value == _epochs_variant(*args, "no_cap"):
+        return hint(f"Got {value:g} {where}: never train more than `max_epochs` epochs, however small the set.")
+    if value == _epochs_variant(*args, "steps"):
+        return hint(f"Got {value:g} {where}: that is a number of steps (updates); return the number of epochs.")
+    if value == _epochs_variant(*args, "round_down"):
+        return hint(f"Got {value:g} {where}: that gives fewer than `min_steps` updates. Round the number "
+                    "of epochs up (`math.ceil`).")
+    return hint(f"Got {value:g} {where}. Expected the fewest epochs that give at least `min_steps` updates, "
+                "at least 1 and at most `max_epochs`.")
+
+
+def _zero_division_extra(error: str, args: tuple) -> str:
+    return (" With fewer images than one batch, `n_train // batch_size` is 0: the last, partial "
+            "batch is a step too, so round the steps per epoch *up*." if "ZeroDivision" in error else "")
 
 
 def epochs_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint(f"`epochs_needed` should be a function `epochs_needed(n_train, batch_size, min_steps, max_epochs)`, "
-                    f"not a {evidence.get('kind')}.")
-    cases = evidence.get("cases")
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-        return hint("The evidence for this task is incomplete.")
-    if [tuple(c.get("args") or ()) for c in cases] != _epochs_cases(strict):
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("kind") == "NoneType" for c in cases):
-        return not_attempted("`epochs_needed` returns `None` so far (or it is missing its `return`).")
-    for case in cases:
-        args = tuple(case["args"])
-        where = f"for n_train={args[0]}, batch_size={args[1]}, min_steps={args[2]}, max_epochs={args[3]}"
-        if "error" in case:
-            extra = (" With fewer images than one batch, `n_train // batch_size` is 0: the last, partial "
-                     "batch is a step too, so round the steps per epoch *up*." if "ZeroDivision" in case["error"] else "")
-            return hint(f"`epochs_needed` raised `{case['error']}` {where}.{extra}")
-        if "value" not in case:
-            return hint(f"`epochs_needed` should return a whole number of epochs, not a {case.get('kind')} ({where}).")
-        value = case["value"]
-        if value == _epochs_variant(*args, "right"):
-            continue
-        if value == _epochs_variant(*args, "floor"):
-            return hint(f"Got {value:g} {where}. The last, partial batch is a step too: steps per epoch is "
-                        "`ceil(n_train / batch_size)`, not `n_train // batch_size`.")
-        if value == _epochs_variant(*args, "no_cap"):
-            return hint(f"Got {value:g} {where}: never train more than `max_epochs` epochs, however small the set.")
-        if value == _epochs_variant(*args, "steps"):
-            return hint(f"Got {value:g} {where}: that is a number of steps (updates); return the number of epochs.")
-        if value == _epochs_variant(*args, "round_down"):
-            return hint(f"Got {value:g} {where}: that gives fewer than `min_steps` updates. Round the number "
-                        "of epochs up (`math.ceil`).")
-        return hint(f"Got {value:g} {where}. Expected the fewest epochs that give at least `min_steps` updates, "
-                    "at least 1 and at most `max_epochs`.")
-    return passed("Ten images get many epochs of one step each, the full split a few epochs of 62 steps: "
-                  "every size gets about the same number of updates, within a cap. That is `tl.epochs_for`.")
+    return judge_cases(
+        evidence, _epochs_cases(strict), _epochs_verdict, answer="epochs_needed",
+        should_be="a function `epochs_needed(n_train, batch_size, min_steps, max_epochs)`",
+        where="for n_train={0}, batch_size={1}, min_steps={2}, max_epochs={3}",
+        label=lambda case: tuple(case.get("args") or ()), expected_label=tuple,
+        unattempted=lambda cases: all(c.get("kind") == "NoneType" for c in cases),
+        error_extra=_zero_division_extra,
+    ) or passed("Ten images get many epochs of one step each, the full split a few epochs of 62 steps: "
+                "every size gets about the same number of updates, within a cap. That is `tl.epochs_for`.")
 
 
 register(Task("04.epochs", "Epochs sized to the data", points=1, answer="epochs_needed",
-              evidence=epochs_evidence, judge=_safe(epochs_judge)))
+              evidence=epochs_evidence, judge=never_raises(epochs_judge)))
 
 
 # ---------------------------------------------------------------- 04.curve
@@ -272,97 +243,82 @@ def _curve_reference(data_seed: int, size: int, seed: int, variant: str = "right
     return experiments.probe_accuracy(features, labels, subset, evaluate)
 
 
-def curve_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
+def _curve_case(answer, name: str, data_seed: int, sizes: list[int], seeds: list[int], as_tensor: bool) -> dict:
     import torch
 
-    cases = []
-    for name, data_seed, sizes, seeds, as_tensor in _curve_cases(strict):
-        features, labels, train_idx, test_idx = _curve_data(data_seed)
-        x = torch.tensor(features) if as_tensor else features.copy()
-        try:
-            rows = answer(x, labels.copy(), train_idx.copy(), test_idx.copy(), list(sizes), list(seeds))
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"case": name, "error": _error(err)})
+    features, labels, train_idx, test_idx = _curve_data(data_seed)
+    x = torch.tensor(features) if as_tensor else features.copy()
+    rows, problem = call_answer(answer, x, labels.copy(), train_idx.copy(), test_idx.copy(), list(sizes), list(seeds))
+    if problem:
+        return {"case": name, **problem}
+    described = []
+    try:
+        for row in list(rows)[:100]:
+            described.append({key: (float(row[key]) if row.get(key) is not None else None)
+                              for key in ("per_class", "seed", "n_train", "accuracy") if key in row})
+    except Exception as err:
+        return {"case": name, "malformed": describe_error(err)}
+    return {"case": name, "rows": described}
+
+
+def curve_evidence(answer, strict: bool) -> dict:
+    return function_evidence(answer, _curve_cases(strict), _curve_case)
+
+
+def _curve_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    _, data_seed, sizes, seeds, _ = expected
+    if "rows" not in case:
+        return hint(f"`probe_curve` should return a list of dicts, one per run {where}.")
+    rows = case["rows"]
+    needed = {"per_class", "seed", "n_train", "accuracy"}
+    if any(set(row) != needed for row in rows):
+        return hint("Each row should be a dict with the keys `per_class`, `seed`, `n_train` and `accuracy`.")
+    runs = {(row["per_class"], row["seed"]) for row in rows}
+    wanted = {(float(size), float(seed)) for size in sizes for seed in seeds}
+    if runs != wanted or len(rows) != len(wanted):
+        return hint(f"Expected one row for every size and every seed ({len(wanted)} rows), got {len(rows)} "
+                    f"{where}: loop over the sizes and, inside, over the seeds.")
+    n_test = len(_curve_data(data_seed)[3])
+    tolerance = 1.01 / n_test  # one test cell: LBFGS may end a hair apart on another BLAS
+    for row in rows:
+        size, seed = int(row["per_class"]), int(row["seed"])
+        if row["n_train"] == size:
+            return hint("`n_train` is the number of training cells: `per_class` of *each* of the 2 classes.")
+        if row["n_train"] != 2 * size:
+            return hint(f"`n_train` should be the size of the training subset ({2 * size} for {size} per class).")
+        accuracy = row["accuracy"]
+        if accuracy is not None and abs(accuracy - _curve_reference(data_seed, size, seed)) <= tolerance:
             continue
-        if rows is None:
-            cases.append({"case": name, "none": True})
-            continue
-        described = []
-        try:
-            for row in list(rows)[:100]:
-                described.append({key: (float(row[key]) if row.get(key) is not None else None)
-                                  for key in ("per_class", "seed", "n_train", "accuracy") if key in row})
-        except Exception as err:
-            cases.append({"case": name, "malformed": _error(err)})
-            continue
-        cases.append({"case": name, "rows": described})
-    return {"kind": "function", "cases": cases}
+        if accuracy is None:
+            return hint("Every row needs an `accuracy`.")
+        if accuracy > 1:
+            return hint("Give the accuracy as a fraction in [0, 1], not in percent.")
+        for variant, message in [
+            ("train", "You scored the probe on the cells it was trained on. Score it on `test_idx`."),
+            ("whole", "Your subsets come from all the cells, test cells included: pass "
+                      "`indices=train_idx` to `tl.per_class_subset`, or the test set leaks into training."),
+            ("seed0", "Every seed gave the same subset: pass the loop's `seed` to `tl.per_class_subset`, "
+                      "so that the seeds measure the spread between training sets."),
+        ]:
+            if abs(accuracy - _curve_reference(data_seed, size, seed, variant)) <= tolerance:
+                return hint(f"{message} {where}")
+        return hint(f"The accuracy for {size} per class, seed {seed} differs from the reference {where}. "
+                    "Draw the subset with `tl.per_class_subset(labels, size, seed=seed, indices=train_idx)` and "
+                    "score it with `tl.probe_accuracy(features, labels, subset, test_idx)`.")
+    return None
 
 
 def curve_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint("`probe_curve` should be a function `probe_curve(features, labels, train_idx, test_idx, sizes, "
-                    f"seeds)`, not a {evidence.get('kind')}.")
-    cases = evidence.get("cases")
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-        return hint("The evidence for this task is incomplete.")
-    expected = _curve_cases(strict)
-    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("none") for c in cases):
-        return not_attempted("`probe_curve` returns `None` so far (or it is missing its `return`).")
-    for case, (name, data_seed, sizes, seeds, _) in zip(cases, expected):
-        where = f"(case: {name})"
-        if "error" in case:
-            return hint(f"`probe_curve` raised `{case['error']}` {where}.")
-        if "rows" not in case:
-            return hint(f"`probe_curve` should return a list of dicts, one per run {where}.")
-        rows = case["rows"]
-        needed = {"per_class", "seed", "n_train", "accuracy"}
-        if any(set(row) != needed for row in rows):
-            return hint("Each row should be a dict with the keys `per_class`, `seed`, `n_train` and `accuracy`.")
-        runs = {(row["per_class"], row["seed"]) for row in rows}
-        wanted = {(float(size), float(seed)) for size in sizes for seed in seeds}
-        if runs != wanted or len(rows) != len(wanted):
-            return hint(f"Expected one row for every size and every seed ({len(wanted)} rows), got {len(rows)} "
-                        f"{where}: loop over the sizes and, inside, over the seeds.")
-        n_test = len(_curve_data(data_seed)[3])
-        tolerance = 1.01 / n_test  # one test cell: LBFGS may end a hair apart on another BLAS
-        for row in rows:
-            size, seed = int(row["per_class"]), int(row["seed"])
-            if row["n_train"] == size:
-                return hint("`n_train` is the number of training cells: `per_class` of *each* of the 2 classes.")
-            if row["n_train"] != 2 * size:
-                return hint(f"`n_train` should be the size of the training subset ({2 * size} for {size} per class).")
-            accuracy = row["accuracy"]
-            if accuracy is not None and abs(accuracy - _curve_reference(data_seed, size, seed)) <= tolerance:
-                continue
-            if accuracy is None:
-                return hint("Every row needs an `accuracy`.")
-            if accuracy > 1:
-                return hint("Give the accuracy as a fraction in [0, 1], not in percent.")
-            for variant, message in [
-                ("train", "You scored the probe on the cells it was trained on. Score it on `test_idx`."),
-                ("whole", "Your subsets come from all the cells, test cells included: pass "
-                          "`indices=train_idx` to `tl.per_class_subset`, or the test set leaks into training."),
-                ("seed0", "Every seed gave the same subset: pass the loop's `seed` to `tl.per_class_subset`, "
-                          "so that the seeds measure the spread between training sets."),
-            ]:
-                if abs(accuracy - _curve_reference(data_seed, size, seed, variant)) <= tolerance:
-                    return hint(f"{message} {where}")
-            return hint(f"The accuracy for {size} per class, seed {seed} differs from the reference {where}. "
-                        "Draw the subset with `tl.per_class_subset(labels, size, seed=seed, indices=train_idx)` and "
-                        "score it with `tl.probe_accuracy(features, labels, subset, test_idx)`.")
-    return passed("That is the loop of `tl.data_efficiency_curve`, for one strategy: every size, every seed, "
-                  "the same test cells.")
+    return judge_cases(
+        evidence, _curve_cases(strict), _curve_verdict, answer="probe_curve",
+        should_be="a function `probe_curve(features, labels, train_idx, test_idx, sizes, seeds)`",
+        where="(case: {0})",
+    ) or passed("That is the loop of `tl.data_efficiency_curve`, for one strategy: every size, every seed, "
+                "the same test cells.")
 
 
 register(Task("04.curve", "The data-efficiency loop for the linear probe", points=2, answer="probe_curve",
-              evidence=curve_evidence, judge=_safe(curve_judge), time_limit=60))
+              evidence=curve_evidence, judge=never_raises(curve_judge), time_limit=60))
 
 
 # ---------------------------------------------------------------- 04.summary
@@ -393,72 +349,63 @@ def _summary_reference(data_seed: int, sizes: list, seeds: list[int], ddof: int 
     return out
 
 
+def _summary_case(answer, name: str, data_seed: int, sizes: list, seeds: list[int]) -> dict:
+    rows = _summary_rows(data_seed, sizes, seeds)
+    result, problem = call_answer(answer, [dict(r) for r in rows])
+    if problem:
+        return {"case": name, **problem}
+    if not isinstance(result, dict):
+        return {"case": name, "type": type(result).__name__}
+    items = []
+    for key, value in list(result.items())[:50]:
+        try:
+            mean, std = (float(v) for v in value)
+        except Exception:
+            items.append({"key": None if key is None else str(key), "bad": True})
+            continue
+        items.append({"key": None if key is None else str(key), "mean": mean, "std": std})
+    return {"case": name, "items": items}
+
+
 def summary_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
-    cases = []
-    for name, data_seed, sizes, seeds in _summary_cases(strict):
-        rows = _summary_rows(data_seed, sizes, seeds)
-        result, problem = call_answer(answer, [dict(r) for r in rows])
-        if problem:
-            cases.append({"case": name, **problem})
-            continue
-        if not isinstance(result, dict):
-            cases.append({"case": name, "type": type(result).__name__})
-            continue
-        items = []
-        for key, value in list(result.items())[:50]:
-            try:
-                mean, std = (float(v) for v in value)
-            except Exception:
-                items.append({"key": None if key is None else str(key), "bad": True})
-                continue
-            items.append({"key": None if key is None else str(key), "mean": mean, "std": std})
-        cases.append({"case": name, "items": items})
-    return {"kind": "function", "cases": cases}
+    return function_evidence(answer, _summary_cases(strict), _summary_case)
+
+
+def _summary_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    _, data_seed, sizes, seeds = expected
+    if "items" not in case:
+        return hint(f"`mean_std_by_size` should return a dict {{per_class: (mean, std)}} {where}.")
+    items = case["items"]
+    if any(item.get("bad") for item in items):
+        return hint("Each value of the dict should be a pair `(mean, std)` of numbers.")
+    got = {item["key"]: (item["mean"], item["std"]) for item in items}
+    reference = {None if s is None else str(s): v for s, v in _summary_reference(data_seed, sizes, seeds).items()}
+    if set(got) != set(reference):
+        return hint(f"The keys should be the sizes that occur in the rows ({', '.join(map(str, reference))}), "
+                    f"one entry per size {where}; got {', '.join(map(str, got)) or 'none'}.")
+    population = {None if s is None else str(s): v for s, v in _summary_reference(data_seed, sizes, seeds, 0).items()}
+    for key, (mean, std) in got.items():
+        ref_mean, ref_std = reference[key]
+        if abs(mean - ref_mean) > 1e-6:
+            return hint(f"The mean for size {key} is {mean:.4f}, expected the mean of that size's "
+                        f"{len(seeds)} runs {where}. Group the rows by `per_class` before averaging.")
+        if abs(std - ref_std) > 1e-6:
+            if abs(std - population[key][1]) <= 1e-6 and len(seeds) > 1:
+                return hint(f"The std for size {key} divides by n, not n - 1 {where}. With a handful of "
+                            "seeds, use the sample standard deviation, `np.std(values, ddof=1)`, "
+                            "as `tl.summarise` does.")
+            return hint(f"The std for size {key} is {std:.4f}, expected the standard deviation of that "
+                        f"size's accuracies over the seeds {where}.")
+    return None
 
 
 def summary_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint(f"`mean_std_by_size` should be a function that takes the rows, not a {evidence.get('kind')}.")
-    cases = evidence.get("cases")
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-        return hint("The evidence for this task is incomplete.")
-    expected = _summary_cases(strict)
-    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("none") for c in cases):
-        return not_attempted("`mean_std_by_size` returns `None` so far (or it is missing its `return`).")
-    for case, (name, data_seed, sizes, seeds) in zip(cases, expected):
-        where = f"(case: {name})"
-        if "error" in case:
-            return hint(f"`mean_std_by_size` raised `{case['error']}` {where}.")
-        if "items" not in case:
-            return hint(f"`mean_std_by_size` should return a dict {{per_class: (mean, std)}} {where}.")
-        items = case["items"]
-        if any(item.get("bad") for item in items):
-            return hint("Each value of the dict should be a pair `(mean, std)` of numbers.")
-        got = {item["key"]: (item["mean"], item["std"]) for item in items}
-        reference = {None if s is None else str(s): v for s, v in _summary_reference(data_seed, sizes, seeds).items()}
-        if set(got) != set(reference):
-            return hint(f"The keys should be the sizes that occur in the rows ({', '.join(map(str, reference))}), "
-                        f"one entry per size {where}; got {', '.join(map(str, got)) or 'none'}.")
-        population = {None if s is None else str(s): v for s, v in _summary_reference(data_seed, sizes, seeds, 0).items()}
-        for key, (mean, std) in got.items():
-            ref_mean, ref_std = reference[key]
-            if abs(mean - ref_mean) > 1e-6:
-                return hint(f"The mean for size {key} is {mean:.4f}, expected the mean of that size's "
-                            f"{len(seeds)} runs {where}. Group the rows by `per_class` before averaging.")
-            if abs(std - ref_std) > 1e-6:
-                if abs(std - population[key][1]) <= 1e-6 and len(seeds) > 1:
-                    return hint(f"The std for size {key} divides by n, not n - 1 {where}. With a handful of "
-                                "seeds, use the sample standard deviation, `np.std(values, ddof=1)`, "
-                                "as `tl.summarise` does.")
-                return hint(f"The std for size {key} is {std:.4f}, expected the standard deviation of that "
-                            f"size's accuracies over the seeds {where}.")
-    return passed("Mean ± sample std over seeds per size: the error bars of the data-efficiency curve. "
-                  "Remember how few seeds these are when you compare two curves.")
+    return judge_cases(
+        evidence, _summary_cases(strict), _summary_verdict, answer="mean_std_by_size",
+        should_be="a function that takes the rows", where="(case: {0})",
+    ) or passed("Mean ± sample std over seeds per size: the error bars of the data-efficiency curve. "
+                "Remember how few seeds these are when you compare two curves.")
 
 
 register(Task("04.summary", "Mean ± std over seeds, per size", points=2, answer="mean_std_by_size",
-              evidence=summary_evidence, judge=_safe(summary_judge)))
+              evidence=summary_evidence, judge=never_raises(summary_judge)))

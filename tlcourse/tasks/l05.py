@@ -12,22 +12,8 @@ from functools import lru_cache
 import numpy as np
 
 from .. import data, experiments
-from ..checks import Task, Verdict, call_answer, hint, not_attempted, passed, register
-
-
-def _error(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}"[:300]
-
-
-def _safe(judge):
-    """A judge that answers a hint, never an exception, on malformed evidence (e.g. a forged file)."""
-    def guarded(evidence: dict, strict: bool) -> Verdict:
-        try:
-            return judge(evidence, strict)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-            return hint("The evidence for this task is incomplete or malformed.")
-    guarded.__name__ = judge.__name__
-    return guarded
+from ..checks import (Task, Verdict, call_answer, describe_error, function_evidence, hint, judge_cases, never_raises,
+                      passed, register)
 
 
 def _number(value) -> float | None:
@@ -74,71 +60,61 @@ def _stats_reference(kind: str, variant: str = "right") -> tuple[float, float]:
     return float(pixels.mean()), float(pixels.std())
 
 
+def _stats_case(answer, name: str, kind: str) -> dict:
+    images, train_idx = _stats_inputs(kind)
+    result, problem = call_answer(answer, images.copy(), train_idx.copy())
+    if problem:
+        return {"case": name, **problem}
+    try:
+        mean, std = result
+    except Exception:
+        return {"case": name, "shape": type(result).__name__}
+    return {"case": name, "mean": _number(mean), "std": _number(std)}
+
+
 def stats_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
-    cases = []
-    for name, kind in _stats_cases(strict):
-        images, train_idx = _stats_inputs(kind)
-        result, problem = call_answer(answer, images.copy(), train_idx.copy())
-        if problem:
-            cases.append({"case": name, **problem})
-            continue
-        try:
-            mean, std = result
-        except Exception:
-            cases.append({"case": name, "shape": type(result).__name__})
-            continue
-        cases.append({"case": name, "mean": _number(mean), "std": _number(std)})
-    return {"kind": "function", "cases": cases}
+    return function_evidence(answer, _stats_cases(strict), _stats_case)
+
+
+def _stats_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    kind = expected[1]
+    tol = 2e-4
+    if "mean" not in case:
+        return hint(f"`pixel_stats` should return a pair `(mean, std)` {where}.")
+    mean, std = case["mean"], case["std"]
+    if mean is None or std is None:
+        return hint("The mean and the std should each be a single number over all training pixels, "
+                    "not an array: do not give an `axis`.")
+    ref_mean, ref_std = _stats_reference(kind)
+    if abs(mean - ref_mean) <= tol and abs(std - ref_std) <= tol:
+        return None
+    if abs(mean - 255 * ref_mean) <= 255 * tol:
+        return hint("These statistics are in pixel units (0-255). The model's input is scaled to [0, 1] "
+                    "before normalising: divide by 255.")
+    all_mean, all_std = _stats_reference(kind, "all")
+    if abs(mean - all_mean) <= tol and abs(std - all_std) <= tol:
+        return hint(f"You used every image, test cells included {where}. Statistics that shape the "
+                    "input are part of training: compute them on `images[train_idx]` only.")
+    if abs(mean - ref_mean) <= tol and abs(std - _stats_reference(kind, "per_image")[1]) <= tol:
+        return hint(f"The std is the average of each image's own std {where}: that leaves out how much "
+                    "the images differ from each other. Take one std over all training pixels together.")
+    if abs(mean - ref_mean) <= tol:
+        return hint(f"The mean is right; the std is {std:.4f} instead of the std of all training pixels "
+                    f"in [0, 1] {where}.")
+    return hint(f"The mean should be {'in [0, 1]' if mean > 1 else 'that of all training pixels'} {where}: "
+                "select `images[train_idx]`, scale to [0, 1], and take one mean and one std.")
 
 
 def stats_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint(f"`pixel_stats` should be a function `pixel_stats(images, train_idx)`, not a {evidence.get('kind')}.")
-    cases = evidence.get("cases")
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-        return hint("The evidence for this task is incomplete.")
-    expected = _stats_cases(strict)
-    if [c.get("case") for c in cases] != [name for name, _ in expected]:
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("none") for c in cases):
-        return not_attempted("`pixel_stats` returns `None` so far (or it is missing its `return`).")
-    tol = 2e-4
-    for case, (name, kind) in zip(cases, expected):
-        where = f"(case: {name})"
-        if "error" in case:
-            return hint(f"`pixel_stats` raised `{case['error']}` {where}.")
-        if "mean" not in case:
-            return hint(f"`pixel_stats` should return a pair `(mean, std)` {where}.")
-        mean, std = case["mean"], case["std"]
-        if mean is None or std is None:
-            return hint("The mean and the std should each be a single number over all training pixels, "
-                        "not an array: do not give an `axis`.")
-        ref_mean, ref_std = _stats_reference(kind)
-        if abs(mean - ref_mean) <= tol and abs(std - ref_std) <= tol:
-            continue
-        if abs(mean - 255 * ref_mean) <= 255 * tol:
-            return hint("These statistics are in pixel units (0-255). The model's input is scaled to [0, 1] "
-                        "before normalising: divide by 255.")
-        all_mean, all_std = _stats_reference(kind, "all")
-        if abs(mean - all_mean) <= tol and abs(std - all_std) <= tol:
-            return hint(f"You used every image, test cells included {where}. Statistics that shape the "
-                        "input are part of training: compute them on `images[train_idx]` only.")
-        if abs(mean - ref_mean) <= tol and abs(std - _stats_reference(kind, "per_image")[1]) <= tol:
-            return hint(f"The std is the average of each image's own std {where}: that leaves out how much "
-                        "the images differ from each other. Take one std over all training pixels together.")
-        if abs(mean - ref_mean) <= tol:
-            return hint(f"The mean is right; the std is {std:.4f} instead of the std of all training pixels "
-                        f"in [0, 1] {where}.")
-        return hint(f"The mean should be {'in [0, 1]' if mean > 1 else 'that of all training pixels'} {where}: "
-                    "select `images[train_idx]`, scale to [0, 1], and take one mean and one std.")
-    return passed("These are the statistics `tl.preprocess_normalised` takes. Lesson 05 found that they "
-                  "matter much less than the distance in content.")
+    return judge_cases(
+        evidence, _stats_cases(strict), _stats_verdict, answer="pixel_stats",
+        should_be="a function `pixel_stats(images, train_idx)`", where="(case: {0})",
+    ) or passed("These are the statistics `tl.preprocess_normalised` takes. Lesson 05 found that they "
+                "matter much less than the distance in content.")
 
 
 register(Task("05.stats", "The data set's own pixel statistics", points=1, answer="pixel_stats",
-              evidence=stats_evidence, judge=_safe(stats_judge)))
+              evidence=stats_evidence, judge=never_raises(stats_judge)))
 
 
 # ---------------------------------------------------------------- 05.stages
@@ -180,87 +156,71 @@ def _stages_reference(seed: int, variant: str = "right") -> tuple[tuple[str, int
     return tuple(rows)
 
 
-def stages_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
+def _stages_case(answer, name: str, seed: int, as_tensor: bool) -> dict:
     import torch
 
-    cases = []
-    for name, seed, as_tensor in _stages_cases(strict):
-        maps, labels, fit_idx, eval_idx = _stages_data(seed)
-        given = {k: (torch.tensor(v) if as_tensor else v.copy()) for k, v in maps.items()}
-        try:
-            rows = answer(given, labels.copy(), fit_idx.copy(), eval_idx.copy())
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"case": name, "error": _error(err)})
+    maps, labels, fit_idx, eval_idx = _stages_data(seed)
+    given = {k: (torch.tensor(v) if as_tensor else v.copy()) for k, v in maps.items()}
+    rows, problem = call_answer(answer, given, labels.copy(), fit_idx.copy(), eval_idx.copy())
+    if problem:
+        return {"case": name, **problem}
+    try:
+        described = [{"layer": str(r["layer"]), "dims": _number(r["dims"]), "accuracy": _number(r["accuracy"])}
+                     for r in list(rows)[:20]]
+    except Exception as err:
+        return {"case": name, "malformed": describe_error(err)}
+    return {"case": name, "rows": described}
+
+
+def stages_evidence(answer, strict: bool) -> dict:
+    return function_evidence(answer, _stages_cases(strict), _stages_case)
+
+
+def _stages_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    seed = expected[1]
+    if "rows" not in case:
+        return hint("`stage_probe` should return a list of dicts with the keys `layer`, `dims` and `accuracy`.")
+    rows = case["rows"]
+    reference = _stages_reference(seed)
+    if [r["layer"] for r in rows] != [name for name, _, _ in reference]:
+        return hint(f"Expected one row per layer, in the order of the dict: {[n for n, _, _ in reference]} {where}.")
+    n_eval = len(_stages_data(seed)[3])
+    tol = 1.01 / n_eval
+    variants = {v: _stages_reference(seed, v) for v in ("flatten", "channels", "max", "fit")}
+    for i, (row, (layer, dims, accuracy)) in enumerate(zip(rows, reference)):
+        if row["dims"] == variants["flatten"][i][1]:
+            return hint(f"Layer `{layer}` gives {row['dims']:g} features: you flattened the whole map. "
+                        "Pool it first: average over the two spatial axes (`maps.mean(axis=(2, 3))`), "
+                        "one number per channel.")
+        if row["dims"] == variants["channels"][i][1] and row["dims"] != dims:
+            return hint(f"Layer `{layer}` gives {row['dims']:g} features, one per position: you averaged "
+                        "over the channels (axis 1). Average over height and width (axes 2 and 3) instead.")
+        if row["dims"] != dims:
+            return hint(f"Layer `{layer}` should give {dims} pooled features (one per channel), "
+                        f"not {row['dims']}.")
+        if row["accuracy"] is not None and abs(row["accuracy"] - accuracy) <= tol:
             continue
-        if rows is None:
-            cases.append({"case": name, "none": True})
-            continue
-        try:
-            described = [{"layer": str(r["layer"]), "dims": _number(r["dims"]), "accuracy": _number(r["accuracy"])}
-                         for r in list(rows)[:20]]
-        except Exception as err:
-            cases.append({"case": name, "malformed": _error(err)})
-            continue
-        cases.append({"case": name, "rows": described})
-    return {"kind": "function", "cases": cases}
+        if row["accuracy"] is not None and abs(row["accuracy"] - variants["fit"][i][2]) <= tol:
+            return hint(f"The accuracy of `{layer}` is measured on the cells the probe trained on. "
+                        f"Score it on `eval_idx` {where}.")
+        if row["accuracy"] is not None and abs(row["accuracy"] - variants["max"][i][2]) <= tol:
+            return hint(f"`{layer}` was max-pooled. The backbone's own head reads the *average* over "
+                        "positions: pool with the mean, as the probes of lesson 05 do.")
+        return hint(f"The accuracy of `{layer}` differs from the reference {where}: pool each map with "
+                    "its mean over positions, then use `tl.probe_accuracy(pooled, labels, fit_idx, eval_idx)`.")
+    return None
 
 
 def stages_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint("`stage_probe` should be a function `stage_probe(activations, labels, fit_idx, eval_idx)`, "
-                    f"not a {evidence.get('kind')}.")
-    cases = evidence.get("cases")
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-        return hint("The evidence for this task is incomplete.")
-    expected = _stages_cases(strict)
-    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("none") for c in cases):
-        return not_attempted("`stage_probe` returns `None` so far (or it is missing its `return`).")
-    for case, (name, seed, _) in zip(cases, expected):
-        where = f"(case: {name})"
-        if "error" in case:
-            return hint(f"`stage_probe` raised `{case['error']}` {where}.")
-        if "rows" not in case:
-            return hint("`stage_probe` should return a list of dicts with the keys `layer`, `dims` and `accuracy`.")
-        rows = case["rows"]
-        reference = _stages_reference(seed)
-        if [r["layer"] for r in rows] != [name for name, _, _ in reference]:
-            return hint(f"Expected one row per layer, in the order of the dict: {[n for n, _, _ in reference]} {where}.")
-        n_eval = len(_stages_data(seed)[3])
-        tol = 1.01 / n_eval
-        variants = {v: _stages_reference(seed, v) for v in ("flatten", "channels", "max", "fit")}
-        for i, (row, (layer, dims, accuracy)) in enumerate(zip(rows, reference)):
-            if row["dims"] == variants["flatten"][i][1]:
-                return hint(f"Layer `{layer}` gives {row['dims']:g} features: you flattened the whole map. "
-                            "Pool it first: average over the two spatial axes (`maps.mean(axis=(2, 3))`), "
-                            "one number per channel.")
-            if row["dims"] == variants["channels"][i][1] and row["dims"] != dims:
-                return hint(f"Layer `{layer}` gives {row['dims']:g} features, one per position: you averaged "
-                            "over the channels (axis 1). Average over height and width (axes 2 and 3) instead.")
-            if row["dims"] != dims:
-                return hint(f"Layer `{layer}` should give {dims} pooled features (one per channel), "
-                            f"not {row['dims']}.")
-            if row["accuracy"] is not None and abs(row["accuracy"] - accuracy) <= tol:
-                continue
-            if row["accuracy"] is not None and abs(row["accuracy"] - variants["fit"][i][2]) <= tol:
-                return hint(f"The accuracy of `{layer}` is measured on the cells the probe trained on. "
-                            f"Score it on `eval_idx` {where}.")
-            if row["accuracy"] is not None and abs(row["accuracy"] - variants["max"][i][2]) <= tol:
-                return hint(f"`{layer}` was max-pooled. The backbone's own head reads the *average* over "
-                            "positions: pool with the mean, as the probes of lesson 05 do.")
-            return hint(f"The accuracy of `{layer}` differs from the reference {where}: pool each map with "
-                        "its mean over positions, then use `tl.probe_accuracy(pooled, labels, fit_idx, eval_idx)`.")
-    return passed("One pooled vector per stage, one probe each: that is how lesson 05 read off which "
-                  "layers transfer.")
+    return judge_cases(
+        evidence, _stages_cases(strict), _stages_verdict, answer="stage_probe",
+        should_be="a function `stage_probe(activations, labels, fit_idx, eval_idx)`", where="(case: {0})",
+    ) or passed("One pooled vector per stage, one probe each: that is how lesson 05 read off which "
+                "layers transfer.")
 
 
 register(Task("05.stages", "A linear probe on every stage", points=2, answer="stage_probe",
-              evidence=stages_evidence, judge=_safe(stages_judge), time_limit=60))
+              evidence=stages_evidence, judge=never_raises(stages_judge), time_limit=60))
 
 
 # ---------------------------------------------------------------- 05.shift
@@ -302,69 +262,56 @@ def _shift_reference(seed: int, train_on: str, test_on: str, variant: str = "rig
     return experiments.probe_accuracy(features, labels, fit, evaluate)
 
 
+def _shift_case(answer, name: str, seed: int, train_on: str, test_on: str) -> dict:
+    features, labels, types, train_idx, test_idx = _shift_data(seed)
+    value, problem = call_answer(answer, features.copy(), labels.copy(), types.copy(), train_idx.copy(),
+                                 test_idx.copy(), train_on, test_on, none_ok=True)
+    return {"case": name, **problem} if problem else {"case": name, "none": value is None, "value": _number(value)}
+
+
 def shift_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
-    cases = []
-    for name, seed, train_on, test_on in _shift_cases(strict):
-        features, labels, types, train_idx, test_idx = _shift_data(seed)
-        try:
-            value = answer(features.copy(), labels.copy(), types.copy(), train_idx.copy(), test_idx.copy(), train_on, test_on)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"case": name, "error": _error(err)})
-            continue
-        cases.append({"case": name, "none": value is None, "value": _number(value)})
-    return {"kind": "function", "cases": cases}
+    return function_evidence(answer, _shift_cases(strict), _shift_case)
+
+
+def _shift_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    _, seed, train_on, test_on = expected
+    value = case["value"]
+    if value is None:
+        return hint(f"`cross_type_accuracy` should return one accuracy, a number {where}.")
+    if value > 1:
+        return hint("Give the accuracy as a fraction in [0, 1], not in percent.")
+    n_test = len(_shift_data(seed)[4])
+    tol = 1.01 / n_test / 2
+    if abs(value - _shift_reference(seed, train_on, test_on)) <= tol:
+        return None
+    for variant, message in [
+        ("whole", f"The probe trained on every {train_on} cell, test cells included: take the "
+                  f"{train_on} cells of `train_idx` only, or the test set leaks into training."),
+        ("eval_train", f"You scored the probe on {test_on} cells of the training split. Score it on the "
+                       f"{test_on} cells of `test_idx`."),
+        ("notype", f"The probe trained on every training cell, not only the {train_on} ones: select "
+                   f"`train_idx[types[train_idx] == train_on]`."),
+        ("eval_all", f"You scored the probe on every test cell, not only the {test_on} ones: select "
+                     f"`test_idx[types[test_idx] == test_on]`."),
+    ]:
+        if abs(value - _shift_reference(seed, train_on, test_on, variant)) <= tol:
+            return hint(f"{message} {where}")
+    return hint(f"The accuracy differs from the reference {where}. Train with "
+                "`tl.probe_accuracy(features, labels, fit_cells, test_cells)` on the `train_on` cells of "
+                "the training split and score it on the `test_on` cells of the test split.")
 
 
 def shift_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint("`cross_type_accuracy` should be a function `cross_type_accuracy(features, labels, types, "
-                    f"train_idx, test_idx, train_on, test_on)`, not a {evidence.get('kind')}.")
-    cases = evidence.get("cases")
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-        return hint("The evidence for this task is incomplete.")
-    expected = _shift_cases(strict)
-    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("none") for c in cases):
-        return not_attempted("`cross_type_accuracy` returns `None` so far (or it is missing its `return`).")
-    for case, (name, seed, train_on, test_on) in zip(cases, expected):
-        where = f"(case: {name})"
-        if "error" in case:
-            return hint(f"`cross_type_accuracy` raised `{case['error']}` {where}.")
-        value = case["value"]
-        if value is None:
-            return hint(f"`cross_type_accuracy` should return one accuracy, a number {where}.")
-        if value > 1:
-            return hint("Give the accuracy as a fraction in [0, 1], not in percent.")
-        n_test = len(_shift_data(seed)[4])
-        tol = 1.01 / n_test / 2
-        if abs(value - _shift_reference(seed, train_on, test_on)) <= tol:
-            continue
-        for variant, message in [
-            ("whole", f"The probe trained on every {train_on} cell, test cells included: take the "
-                      f"{train_on} cells of `train_idx` only, or the test set leaks into training."),
-            ("eval_train", f"You scored the probe on {test_on} cells of the training split. Score it on the "
-                           f"{test_on} cells of `test_idx`."),
-            ("notype", f"The probe trained on every training cell, not only the {train_on} ones: select "
-                       f"`train_idx[types[train_idx] == train_on]`."),
-            ("eval_all", f"You scored the probe on every test cell, not only the {test_on} ones: select "
-                         f"`test_idx[types[test_idx] == test_on]`."),
-        ]:
-            if abs(value - _shift_reference(seed, train_on, test_on, variant)) <= tol:
-                return hint(f"{message} {where}")
-        return hint(f"The accuracy differs from the reference {where}. Train with "
-                    "`tl.probe_accuracy(features, labels, fit_cells, test_cells)` on the `train_on` cells of "
-                    "the training split and score it on the `test_on` cells of the test split.")
-    return passed("Train on one kind, test on the other, and never let a test cell into training: "
-                  "the gap to the in-domain score is the price of the shift.")
+    return judge_cases(
+        evidence, _shift_cases(strict), _shift_verdict, answer="cross_type_accuracy",
+        should_be="a function `cross_type_accuracy(features, labels, types, train_idx, test_idx, train_on, test_on)`",
+        where="(case: {0})",
+    ) or passed("Train on one kind, test on the other, and never let a test cell into training: "
+                "the gap to the in-domain score is the price of the shift.")
 
 
 register(Task("05.shift", "Train on one module type, test on the other", points=2, answer="cross_type_accuracy",
-              evidence=shift_evidence, judge=_safe(shift_judge)))
+              evidence=shift_evidence, judge=never_raises(shift_judge)))
 
 
 # ---------------------------------------------------------------- 05.mmd
@@ -403,71 +350,58 @@ def _mmd_variant(a: np.ndarray, b: np.ndarray, bandwidth: float, variant: str) -
     return float((kaa.sum() - np.trace(kaa)) / (n * (n - 1)) + (kbb.sum() - np.trace(kbb)) / (m * (m - 1)) - 2 * kab.mean())
 
 
-def mmd_evidence(answer, strict: bool) -> dict:
-    if not callable(answer):
-        return {"kind": type(answer).__name__}
+def _mmd_case(answer, name: str, seed: int, n_a: int, n_b: int, dims: int, shift: float, bandwidth: float,
+              as_tensor: bool) -> dict:
     import torch
 
-    cases = []
-    for name, seed, n_a, n_b, dims, shift, bandwidth, as_tensor in _mmd_cases(strict):
-        a, b = _mmd_data(seed, n_a, n_b, dims, shift)
-        if as_tensor:
-            a, b = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
-        else:
-            a, b = a.copy(), b.copy()
-        try:
-            value = answer(a, b, bandwidth)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            cases.append({"case": name, "error": _error(err)})
-            continue
-        cases.append({"case": name, "none": value is None, "value": _number(value)})
-    return {"kind": "function", "cases": cases}
+    a, b = _mmd_data(seed, n_a, n_b, dims, shift)
+    if as_tensor:
+        a, b = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+    else:
+        a, b = a.copy(), b.copy()
+    value, problem = call_answer(answer, a, b, bandwidth, none_ok=True)
+    return {"case": name, **problem} if problem else {"case": name, "none": value is None, "value": _number(value)}
+
+
+def mmd_evidence(answer, strict: bool) -> dict:
+    return function_evidence(answer, _mmd_cases(strict), _mmd_case)
+
+
+def _mmd_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    _, seed, n_a, n_b, dims, shift, bandwidth, _ = expected
+    value = case["value"]
+    if value is None:
+        return hint(f"`mmd_squared` should return one number {where}.")
+    a, b = _mmd_data(seed, n_a, n_b, dims, shift)
+
+    def near(variant: str) -> bool:
+        expected_value = _mmd_variant(a, b, bandwidth, variant)
+        return abs(value - expected_value) <= 1e-5 + 1e-4 * abs(expected_value)
+
+    if near("right"):
+        return None
+    for variant, message in [
+        ("biased", "You kept the diagonal terms k(x, x) = 1 in the within-sample means: that is the biased "
+                   "estimate, which stays above 0 even for two samples of one distribution. Leave the "
+                   "diagonal out: divide the off-diagonal sum by n (n - 1)."),
+        ("no_half", "The kernel should be exp(-||x - y||² / (2 · bandwidth²)): the factor 2 is missing."),
+        ("no_square", "The kernel takes the *squared* distance: exp(-||x - y||² / (2 · bandwidth²))."),
+        ("sqrt", "That is the MMD itself; the task asks for its square (do not take the square root)."),
+    ]:
+        if near(variant):
+            return hint(f"{message} {where}")
+    return hint(f"Got {value:.5f}, which differs from the reference {where}. Compute the RBF kernel on every "
+                "pair, average within a (without the diagonal), within b (without the diagonal), and "
+                "subtract twice the average across.")
 
 
 def mmd_judge(evidence: dict, strict: bool) -> Verdict:
-    if evidence.get("kind") != "function":
-        return hint(f"`mmd_squared` should be a function `mmd_squared(a, b, bandwidth)`, not a {evidence.get('kind')}.")
-    cases = evidence.get("cases")
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-        return hint("The evidence for this task is incomplete.")
-    expected = _mmd_cases(strict)
-    if [c.get("case") for c in cases] != [name for name, *_ in expected]:
-        return hint("The evidence for this task is incomplete.")
-    if all(c.get("none") for c in cases):
-        return not_attempted("`mmd_squared` returns `None` so far (or it is missing its `return`).")
-    for case, (name, seed, n_a, n_b, dims, shift, bandwidth, _) in zip(cases, expected):
-        where = f"(case: {name}, bandwidth {bandwidth})"
-        if "error" in case:
-            return hint(f"`mmd_squared` raised `{case['error']}` {where}.")
-        value = case["value"]
-        if value is None:
-            return hint(f"`mmd_squared` should return one number {where}.")
-        a, b = _mmd_data(seed, n_a, n_b, dims, shift)
-
-        def near(variant: str) -> bool:
-            expected_value = _mmd_variant(a, b, bandwidth, variant)
-            return abs(value - expected_value) <= 1e-5 + 1e-4 * abs(expected_value)
-
-        if near("right"):
-            continue
-        for variant, message in [
-            ("biased", "You kept the diagonal terms k(x, x) = 1 in the within-sample means: that is the biased "
-                       "estimate, which stays above 0 even for two samples of one distribution. Leave the "
-                       "diagonal out: divide the off-diagonal sum by n (n - 1)."),
-            ("no_half", "The kernel should be exp(-||x - y||² / (2 · bandwidth²)): the factor 2 is missing."),
-            ("no_square", "The kernel takes the *squared* distance: exp(-||x - y||² / (2 · bandwidth²))."),
-            ("sqrt", "That is the MMD itself; the task asks for its square (do not take the square root)."),
-        ]:
-            if near(variant):
-                return hint(f"{message} {where}")
-        return hint(f"Got {value:.5f}, which differs from the reference {where}. Compute the RBF kernel on every "
-                    "pair, average within a (without the diagonal), within b (without the diagonal), and "
-                    "subtract twice the average across.")
-    return passed("Close to 0 for two samples of one distribution, larger as they move apart: "
-                  "the same number as `tl.mmd`.")
+    return judge_cases(
+        evidence, _mmd_cases(strict), _mmd_verdict, answer="mmd_squared",
+        should_be="a function `mmd_squared(a, b, bandwidth)`", where="(case: {0}, bandwidth {6})",
+    ) or passed("Close to 0 for two samples of one distribution, larger as they move apart: "
+                "the same number as `tl.mmd`.")
 
 
 register(Task("05.mmd", "The MMD between two samples of embeddings", points=2, answer="mmd_squared",
-              evidence=mmd_evidence, judge=_safe(mmd_judge)))
+              evidence=mmd_evidence, judge=never_raises(mmd_judge)))
