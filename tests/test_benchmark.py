@@ -13,7 +13,7 @@ import tlcourse as tl
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 STRATEGIES = {"majority", "raw_pixels_logreg", "small_cnn_scratch", "linear_probe", "multi_stage_probe",
-              "rotation_ensemble_probe"}
+              "rotation_ensemble_probe", "fine_tune_top"}
 METRICS = {"accuracy_mean", "accuracy_std", "balanced_accuracy_mean", "balanced_accuracy_std", "roc_auc_mean",
            "roc_auc_std", "accuracy_mono_mean", "accuracy_poly_mean", "wall_seconds", "extraction_seconds",
            "peak_memory_mb"}

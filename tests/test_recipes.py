@@ -106,3 +106,52 @@ def test_rotating_an_elpv_cell_keeps_its_label(turns):
     ds = tl.load_elpv(transform=tl.rotated_preprocess(16, turns))
     image, label = ds[0]
     assert image.shape == (3, 16, 16) and label == ds.labels[0]
+
+
+def test_extract_rotated_maps_stacks_the_unpooled_maps_of_each_rotated_image():
+    model = _tiny_model()
+    maps = tl.extract_rotated_maps(model, "stem", size=12, turns=(0, 3), progress=False, dataset_factory=_Images)
+    x = torch.stack([img for img, _ in _Images(tl.preprocess(12))])
+    with torch.no_grad():
+        expected = model.parts["stem"](torch.rot90(x, 3, dims=(-2, -1)))
+    assert maps.shape == (2, 6, 4, 12, 12)
+    assert torch.allclose(maps[1], expected, atol=1e-5)
+
+
+def _separable_maps(n=120, seed=0):
+    """Four 'views' of maps whose label is the sign of channel 0's mean, plus per-view noise."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    base = torch.randn(n, 4, 3, 3, generator=g)
+    base[:, 0] += (2 * y - 1)[:, None, None] * 1.5
+    return torch.stack([base + 0.3 * torch.randn(base.shape, generator=g) for _ in range(4)]), y.numpy()
+
+
+def _tiny_top():
+    torch.manual_seed(0)
+    return tl.StagedModel(OrderedDict(
+        stage2=nn.Sequential(nn.Conv2d(4, 8, 1), nn.BatchNorm2d(8), nn.ReLU()),
+        classifier=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(8, 2))))
+
+
+def test_fine_tune_top_on_views_learns_and_leaves_the_given_top_untouched():
+    maps, y = _separable_maps()
+    top = _tiny_top()
+    before = {k: v.clone() for k, v in top.state_dict().items()}
+    train, test = np.arange(80), np.arange(80, 120)
+    untrained = tl.predict_top_on_views(top, maps, test)
+    model = tl.fine_tune_top_on_views(top, maps, y, train, epochs=15, lr=1e-2, head_lr=5e-2, batch_size=16,
+                                      seed=0, progress=False)
+    probs = tl.predict_top_on_views(model, maps, test)
+    assert probs.shape == (40, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert (probs.argmax(1) == y[test]).mean() >= 0.9 > (untrained.argmax(1) == y[test]).mean()
+    assert all(torch.equal(before[k], v) for k, v in top.state_dict().items())
+    assert not model.training
+
+
+def test_predict_top_on_views_averages_the_probabilities_of_every_view():
+    maps, _ = _separable_maps(n=10)
+    top = _tiny_top().eval()
+    with torch.no_grad():
+        expected = torch.stack([top(maps[v]).softmax(1) for v in range(4)]).mean(0).numpy()
+    assert np.allclose(tl.predict_top_on_views(top, maps, np.arange(10)), expected, atol=1e-6)

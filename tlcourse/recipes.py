@@ -8,6 +8,7 @@ average its predictions over the rotations of each test cell (test-time augmenta
 """
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import numpy as np
@@ -17,10 +18,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torchvision.transforms import v2
+from tqdm.auto import tqdm
 
 from .data import load_elpv
 from .features import extract_features
-from .models import preprocess
+from .models import head, preprocess
+from .utils import seed_everything
 
 #: The views of the best recipe: the cell as it is and turned by a quarter turn. Each view costs
 #: one cached pass of the backbone; a quarter turn changes the features most (half turns and
@@ -114,3 +117,83 @@ def choose_C(
         scores[C] = float((predict_views(probe, [v[val_idx] for v in views]).argmax(1) == y[val_idx]).mean())
     return max(scores, key=lambda c: (scores[c], -c)), scores
 
+
+
+# ---------------------------------------------------------------- fine-tuning the top on cached views
+
+def extract_rotated_maps(
+    model: nn.Module,
+    stage: str,
+    size: int = 160,
+    turns: Sequence[int] = (0, 1, 2, 3),
+    progress: bool = True,
+    dataset_factory=load_elpv,
+) -> torch.Tensor:
+    """Activation maps of ``stage`` (not pooled) for every cell under each rotation: ``(views, N, C, H, W)``.
+
+    The backbone runs on the *rotated image* (so every view is a true view of the cell, unlike a
+    rotated activation map), once per rotation, cached on disk like any other features.
+    """
+    maps = []
+    for turn in turns:
+        dataset = dataset_factory(transform=rotated_preprocess(size, turn))
+        maps.append(extract_features(model, dataset, layer=stage, pool=False, progress=progress))
+    return torch.stack(maps)
+
+
+def fine_tune_top_on_views(
+    top: nn.Module,
+    views: torch.Tensor,
+    labels,
+    train_idx,
+    epochs: int = 6,
+    lr: float = 1e-3,
+    head_lr: float = 1e-2,
+    batch_size: int = 64,
+    label_smoothing: float = 0.1,
+    weight_decay: float = 1e-2,
+    seed: int = 0,
+    progress: bool = True,
+) -> nn.Module:
+    """Fine-tune a copy of ``top`` (the stages above a cut, ending in a fresh head) on cached maps.
+
+    ``views`` is ``(views, N, C, H, W)`` from :func:`extract_rotated_maps`. Every step shows each
+    training cell under one of its views, picked at random (augmentation at the price of a cache
+    lookup). AdamW with a one-cycle schedule, the head at ``head_lr`` and the stages at ``lr``;
+    BatchNorm statistics adapt (the cells are not ImageNet photos); label smoothing, because a
+    third of the "defective" labels come from raters who disagreed.
+    """
+    seed_everything(seed)
+    model = copy.deepcopy(top).train()
+    head_params = list(head(model).parameters())
+    head_ids = {id(p) for p in head_params}
+    body_params = [p for p in model.parameters() if id(p) not in head_ids]
+    optimizer = torch.optim.AdamW([{"params": body_params, "lr": lr}, {"params": head_params, "lr": head_lr}],
+                                  weight_decay=weight_decay)
+    train_idx = torch.as_tensor(np.asarray(train_idx))
+    labels = torch.as_tensor(np.asarray(labels))
+    steps_per_epoch = -(-len(train_idx) // batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[lr, head_lr],
+                                                    total_steps=epochs * steps_per_epoch, pct_start=0.2)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in tqdm(range(epochs), desc="Fine-tuning the top", unit="epoch", disable=not progress):
+        order = train_idx[torch.randperm(len(train_idx), generator=generator)]
+        view = torch.randint(0, len(views), (len(order),), generator=generator)
+        for start in range(0, len(order), batch_size):
+            idx, v = order[start:start + batch_size], view[start:start + batch_size]
+            loss = nn.functional.cross_entropy(model(views[v, idx].float()), labels[idx], label_smoothing=label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    return model.eval()
+
+
+def predict_top_on_views(top: nn.Module, views: torch.Tensor, idx, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities of ``top`` averaged over every view of the cells ``idx`` (test-time augmentation)."""
+    idx = torch.as_tensor(np.asarray(idx))
+    top.eval()
+    with torch.inference_mode():
+        probs = [torch.cat([top(views[v, idx[i:i + batch_size]].float()).softmax(1)
+                            for i in range(0, len(idx), batch_size)]) for v in range(len(views))]
+    return torch.stack(probs).mean(0).numpy()
