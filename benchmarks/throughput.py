@@ -61,7 +61,7 @@ def main(argv=None) -> dict:
     base = dict(size=160, threads=torch.get_num_threads(), batch=64, grad_mode="inference", channels_last=False)
     variants = [base] + [dict(base, **change) for change in (
         {"threads": 1}, {"channels_last": True}, {"grad_mode": "no_grad"}, {"grad_mode": "grad"},
-        {"batch": 16}, {"batch": 128}, {"size": 128}, {"size": 224})]
+        {"batch": 16}, {"batch": 128}, {"channels_last": True, "batch": 16}, {"size": 128}, {"size": 224})]
     with torch.inference_mode():
         tl.forward_stages(model, inputs[160][:8], ["conv_head"], pool=True)  # warm up the kernels
     best = [0.0] * len(variants)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .data import dataset_fingerprint
 from .models import fingerprint, stages
-from .utils import cache_dir, device as default_device
+from .utils import cache_dir, channels_last_on_cpu, device as default_device
 
 FINAL = "features"  # the pooled output of the last stage before the classifier
 
@@ -64,7 +64,7 @@ def extract_features(
     dataset,
     layer: str | Sequence[str] = FINAL,
     pool: bool = True,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     cache: bool = True,
     device: torch.device | str | None = None,
     progress: bool = True,
@@ -76,6 +76,8 @@ def extract_features(
     vector per image, or the full activation map with ``pool=False`` (to fine-tune the stages
     above it, lesson 03). A list of layers returns a dict. Results are cached on disk under
     :func:`tlcourse.cache_dir`, keyed by the weights, the dataset and its transform, and the layers.
+    ``batch_size`` defaults to 16 on a CPU (the fastest there, measured by
+    ``benchmarks/throughput.py``) and 128 on a GPU.
     """
     layers = [layer] if isinstance(layer, str) else list(layer)
     resolved = _resolve_layers(model, layers)
@@ -110,13 +112,14 @@ def _extract(model, dataset, layers, pool, batch_size, device, progress) -> dict
     device = torch.device(device) if device is not None else default_device()
     was_training = model.training
     model.eval().to(device)
+    batch_size = batch_size or (16 if device.type == "cpu" else 128)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     with torch.inference_mode():
         for images, _ in tqdm(loader, desc="Extracting features", unit="batch", disable=not progress):
-            outputs = forward_stages(model, images.to(device), layers, pool)
+            outputs = forward_stages(model, channels_last_on_cpu(images.to(device)), layers, pool)
             for name in layers:
-                chunks[name].append(outputs[name].float().cpu())
+                chunks[name].append(outputs[name].float().cpu().contiguous())
     model.train(was_training)
     return {name: torch.cat(parts) for name, parts in chunks.items()}
 

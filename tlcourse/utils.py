@@ -21,6 +21,17 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def channels_last_on_cpu(x: torch.Tensor) -> torch.Tensor:
+    """A batch of images in the channels-last memory layout when it lives on the CPU.
+
+    Convolutions on a CPU run 30-50% faster with channels last (``benchmarks/throughput.py``);
+    the values are the same, only their order in memory changes. Other tensors pass unchanged.
+    """
+    if x.ndim == 4 and x.device.type == "cpu" and x.is_floating_point():
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, NumPy and torch (all devices) so that a run can be repeated."""
     random.seed(seed)
