@@ -347,7 +347,8 @@ def write_report(path: Path, results: dict, table: str) -> None:
         "",
         f"Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']} with {m['torch_threads']} threads, "
         f"Python {m['python']}; load average {m['load_average_start'][0]:.1f} at start, "
-        f"{m['load_average_end'][0]:.1f} at the end (other jobs shared the cores).",
+        f"{m['load_average_end'][0]:.1f} at the end (the benchmark itself counts for about "
+        f"{m['torch_threads']}; more means other jobs shared the cores).",
         "",
         f"Whole benchmark: **{results['wall_seconds_total']:.0f} s** wall. Feature extraction (once, "
         f"{results['extraction']['size']} px): " + ", ".join(
