@@ -1,10 +1,17 @@
 """Recipes that beat a from-scratch CNN on ELPV on a laptop CPU (benchmarks/elpv.py, lessons 03-04).
 
-The idea of the best recipe: a solar cell is still a solar cell when it is turned by a quarter
+The idea behind both recipes: a solar cell is still a solar cell when it is turned by a quarter
 turn, but an ImageNet backbone does not see it that way (the features of a rotated cell differ
-as much as those of two different cells). So we extract frozen features of every cell under
-several rotations once, train a linear probe on all of them (data augmentation for free), and
-average its predictions over the rotations of each test cell (test-time augmentation).
+as much as those of two different cells). So we run the frozen backbone over every cell under
+several rotations once, cache what it computes, and train on all the views (data augmentation
+at the price of a cache lookup), averaging the predictions over the views of each test cell
+(test-time augmentation).
+
+* The rotation-ensemble probe: a linear probe on pooled multi-stage features of two views.
+* The best recipe, ``fine_tune_top``: the stages above ``stage5`` and a new head, fine-tuned on
+  cached ``stage5`` activation maps of four quarter turns (``extract_rotated_maps``,
+  ``fine_tune_top_on_views``, ``predict_top_on_views``). It runs on the CPU, where the cache is
+  what makes it affordable.
 """
 from __future__ import annotations
 
@@ -118,7 +125,6 @@ def choose_C(
     return max(scores, key=lambda c: (scores[c], -c)), scores
 
 
-
 # ---------------------------------------------------------------- fine-tuning the top on cached views
 
 def extract_rotated_maps(
@@ -161,8 +167,8 @@ def fine_tune_top_on_views(
     training cell under one of its views, picked at random (augmentation at the price of a cache
     lookup). AdamW with a one-cycle schedule, the head at ``head_lr`` and the stages at ``lr``;
     BatchNorm statistics adapt (the cells are not ImageNet photos); label smoothing, because a
-    third of the "defective" labels come from raters who disagreed. Batches go in channels-last
-    order on a CPU (30% faster there, same results).
+    third of the "defective" labels come from raters who disagreed. Runs on the CPU; batches go
+    in channels-last order there (30% faster; the values agree up to rounding).
     """
     seed_everything(seed)
     model = copy.deepcopy(top).train()

@@ -25,7 +25,7 @@ def channels_last_on_cpu(x: torch.Tensor) -> torch.Tensor:
     """A batch of images in the channels-last memory layout when it lives on the CPU.
 
     Convolutions on a CPU run 30-50% faster with channels last (``benchmarks/throughput.py``);
-    the values are the same, only their order in memory changes. Other tensors pass unchanged.
+    the values agree up to rounding, only their order in memory changes. Other tensors pass unchanged.
     """
     if x.ndim == 4 and x.device.type == "cpu" and x.is_floating_point():
         return x.contiguous(memory_format=torch.channels_last)
