@@ -18,6 +18,14 @@ TASKS = task_ids(NOTEBOOKS)
 reference, placeholders = notebook_fixtures(NOTEBOOKS)
 
 
+@pytest.fixture(autouse=True)
+def private_cache():
+    """Overrides conftest's private cache for this module: it runs the solution notebooks, and the
+    checks judge them with the lessons' 160 px ELPV features, so both use the lessons' cache (in
+    CI the features are then extracted once per run, not once here and once for the notebooks)."""
+    yield
+
+
 def test_each_lesson_has_at_least_four_tasks():
     for lesson in NOTEBOOKS:
         assert len(lesson_tasks(lesson)) >= 4
