@@ -23,7 +23,8 @@ def private_cache():
     """Overrides conftest's private cache for this module. The ``reference`` fixture runs the solution
     notebooks, which extract the lessons' 160 px ELPV features into the lessons' cache; the checks
     judge with those same features, so they read that cache instead of extracting all 2,624
-    cells again into a private one (about a minute on 2 cores). Nothing else here writes to it."""
+    cells again into a private one (about a minute on 2 cores). The notebooks write only entries
+    that the lessons compute too (those features, lesson 03's stage-6 maps)."""
     yield
 
 
