@@ -24,7 +24,7 @@ def private_cache():
     notebooks, which extract the lessons' 160 px ELPV features into the lessons' cache; the checks
     judge with those same features, so they read that cache instead of extracting all 2,624
     cells again into a private one (about a minute on 2 cores). The notebooks write only entries
-    that the lessons compute too (those features, lesson 03's stage-6 maps)."""
+    a learner's own run of those notebooks would write (those features, solution 03's stage-6 maps)."""
     yield
 
 
