@@ -15,24 +15,34 @@ import csv
 import json
 import os
 import platform
-import resource
 import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
-from torch import nn
 
 import tlcourse as tl
+from tlcourse.data import elpv_strata
 
 HERE = Path(__file__).resolve().parent
 
 #: ``fine_tune_top`` trains every stage after this one (and a new head) on its cached maps.
-#: Chosen, with the epochs, on validation splits of the training cells (see RESULTS.md).
+#: Chosen, with the epochs and the settings, on validation splits of the training cells (see RESULTS.md).
 FINE_TUNE_CUT = "stage5"
 FINE_TUNE_EPOCHS = 6
+#: The recipe: ``tl.fine_tune_top`` (lesson 03's function) with these settings. BatchNorm adapts (the cells
+#: are not ImageNet photos); label smoothing because a third of the "defective" labels come from raters who
+#: disagreed; a one-cycle schedule with a short warm-up.
+FINE_TUNE = dict(head_lr=1e-2, body_lr=1e-3, batchnorm="train", schedule="onecycle", warmup=0.2,
+                 label_smoothing=0.1, weight_decay=1e-2, batch_size=64)
+#: The views the probes train on: the cell as it is and turned by a quarter turn (a quarter turn changes
+#: the features most; half turns and flips much less), and the views of the fine-tuned top: all four turns.
+PROBE_TURNS, MAP_TURNS = (0, 1), (0, 1, 2, 3)
+#: The stages whose pooled outputs the multi-stage probe concatenates.
+PROBE_LAYERS = ("stage3", "stage4", "stage5", "stage6", "stage7", "features")
 
 
 # ---------------------------------------------------------------- measuring
@@ -57,12 +67,7 @@ class PeakMemory:
 
 
 def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:  # not Linux: fall back on the process-wide peak
-        scale = 1 if sys.platform == "darwin" else 1024
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def machine_description() -> dict:
@@ -79,7 +84,7 @@ def machine_description() -> dict:
         "cpu": model,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "device": "cpu",
+        "device": str(tl.device()),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -95,14 +100,9 @@ def select_cells(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     train_idx, test_idx = tl.elpv_split(seed=0)
     if not quick:
         return np.arange(len(tl.load_elpv())), train_idx, test_idx
-    ds = tl.load_elpv()
-    strata = np.char.add(ds.module_types.astype(str), np.rint(ds.probabilities * 3).astype(int).astype(str))
-    rng = np.random.default_rng(0)
-
-    def per_stratum(idx, n):
-        return np.sort(np.concatenate([rng.choice(idx[strata[idx] == s], n, replace=False) for s in np.unique(strata)]))
-
-    train_idx, test_idx = per_stratum(train_idx, 10), per_stratum(test_idx, 4)
+    strata = elpv_strata()  # 10 training and 4 test cells of each module type x defect probability
+    train_idx = tl.per_class_subset(strata, 10, indices=train_idx)
+    test_idx = tl.per_class_subset(strata, 4, indices=test_idx)
     return np.union1d(train_idx, test_idx), train_idx, test_idx
 
 
@@ -132,45 +132,25 @@ def probe_strategy(views_key):
         fit, val = ctx.validation(seed)
         C, scores = tl.choose_C(views, ctx.y, fit, val, candidates=ctx.Cs)
         ctx.notes.setdefault(views_key, {})[seed] = {"C": C, "validation_accuracy": scores[C]}
-        probe = tl.fit_probe_on_views([v[train] for v in views], ctx.y[train], C=C)
-        return tl.predict_views(probe, [v[test] for v in views])[:, 1]
+        probe = tl.fit_probe([v[train] for v in views], ctx.y[train], C=C)
+        return tl.predict(probe, [v[test] for v in views])[:, 1]
     return run
 
 
 def small_cnn(ctx, seed, train, test):
-    """tl.SmallCNN from scratch on 64 px grey cells, random flips/rotations, one-cycle AdamW."""
-    tl.seed_everything(seed)
-    model = tl.SmallCNN(num_classes=2, in_channels=1, width=ctx.cnn_width)
-    x, y = ctx.small, torch.as_tensor(ctx.y)
-    batch, epochs = 64, ctx.cnn_epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    steps = epochs * -(-len(train) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-    loss_fn = nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        model.train()
-        order = train[torch.randperm(len(train), generator=generator).numpy()]
-        for start in range(0, len(order), batch):
-            idx = order[start:start + batch]
-            xb = tl.random_dihedral(x[idx], generator)
-            loss = loss_fn(model(xb), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    model.eval()
-    with torch.inference_mode():
-        return torch.cat([model(x[test[i:i + 256]]).softmax(1)[:, 1] for i in range(0, len(test), 256)]).numpy()
+    """tl.SmallCNN from scratch on 64 px grey cells in random poses, one-cycle AdamW (lesson 04's strategy)."""
+    return tl.from_scratch_strategy(ctx.small, ctx.y, test, train, seed=seed, epochs=ctx.cnn_epochs, batch_size=64,
+                                    width=ctx.cnn_width)[:, 1]
 
 
 def fine_tune_top(ctx, seed, train, test):
     """The stages above ``ctx.cut`` plus a new head, fine-tuned on cached maps of the four quarter
     turns of every cell (one random view per cell and step), predictions averaged over the four."""
+    tl.seed_everything(seed)  # the new head's initial weights
     _, top = tl.split_at(ctx.backbone, ctx.cut)
-    model = tl.fine_tune_top_on_views(tl.replace_head(top, 2), ctx.maps, ctx.y, train,
-                                      epochs=ctx.ft_epochs, seed=seed, progress=False)
-    return tl.predict_top_on_views(model, ctx.maps, test)[:, 1]
+    model, _ = tl.fine_tune_top(tl.replace_head(top, 2), ctx.maps, ctx.y, train, epochs=ctx.ft_epochs, seed=seed,
+                                progress=False, **FINE_TUNE)
+    return tl.predict(model, [view[test] for view in ctx.maps], channels_last=True)[:, 1]
 
 
 class Context:
@@ -194,12 +174,13 @@ class Context:
 
 # ---------------------------------------------------------------- main
 
-def summarise(runs: list[dict]) -> dict:
-    out = {}
-    for key in ("accuracy", "balanced_accuracy", "roc_auc", "accuracy_mono", "accuracy_poly"):
-        values = np.array([r[key] for r in runs], dtype=float)
-        out[f"{key}_mean"] = float(np.mean(values))
-        out[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "accuracy_mono", "accuracy_poly")
+
+
+def summarise(name: str, runs: list[dict]) -> dict:
+    """Mean and std over seeds of every reported metric (``tl.summarise``), and the accuracy per seed."""
+    summary = tl.summarise([{"strategy": name, **run} for run in runs], metrics=METRICS)[0]
+    out = {key: float(value) for key, value in summary.items() if key.endswith(("_mean", "_std"))}
     out["accuracy_per_seed"] = [float(r["accuracy"]) for r in runs]
     return out
 
@@ -230,7 +211,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     size = 64 if args.quick else args.size
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
-    turns = tl.ROTATIONS[:2] if args.quick else tl.ROTATIONS
+    turns = PROBE_TURNS
     report = args.report if args.report is not None else (None if args.quick else HERE / "RESULTS.md")
     command = "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:]))
     started = time.perf_counter()
@@ -244,13 +225,13 @@ def main(argv=None) -> dict:
 
     # ---- frozen features: one backbone pass per rotation, cached on disk, timed once
     backbone = tl.load_backbone()
-    extraction = {"size": size, "layers": list(tl.PROBE_LAYERS), "views": []}
+    extraction = {"size": size, "layers": list(PROBE_LAYERS), "views": []}
     views = []
     for turn in turns:
         cache_before = tl.cache_size()
         with tl.Timer() as timer, PeakMemory() as memory:
-            feats = tl.extract_rotated_features(backbone, size=size, turns=[turn], progress=not args.quick,
-                                               dataset_factory=subset_factory(cells))[0]
+            feats = tl.extract_views(backbone, size=size, turns=[turn], layer=list(PROBE_LAYERS),
+                                     dataset=subset_factory(cells), progress=not args.quick)[0]
         views.append(feats)
         extraction["views"].append({"quarter_turns": turn, "seconds": timer.seconds,
                                     "from_cache": tl.cache_size() == cache_before,
@@ -260,18 +241,18 @@ def main(argv=None) -> dict:
     view_seconds = [v["seconds"] for v in extraction["views"]]
     # ---- activation maps below the fine-tuned stages: one pass per quarter turn, cached, timed once
     ctx.backbone, ctx.cut, ctx.ft_epochs = backbone, FINE_TUNE_CUT, 1 if args.quick else FINE_TUNE_EPOCHS
-    map_turns = (0, 1) if args.quick else (0, 1, 2, 3)
+    map_turns = MAP_TURNS[:2] if args.quick else MAP_TURNS
     cache_before = tl.cache_size()
     with tl.Timer() as timer, PeakMemory() as memory:
-        ctx.maps = tl.extract_rotated_maps(backbone, ctx.cut, size=size, turns=map_turns, progress=not args.quick,
-                                           dataset_factory=subset_factory(cells))
-    extraction["maps"] = {"stage": ctx.cut, "quarter_turns": list(map_turns), "shape": list(ctx.maps.shape),
+        ctx.maps = tl.extract_views(backbone, size=size, turns=map_turns, layer=ctx.cut, pool=False,
+                                    dataset=subset_factory(cells), progress=not args.quick)
+    extraction["maps"] = {"stage": ctx.cut, "quarter_turns": list(map_turns), "shape": [len(ctx.maps), *ctx.maps[0].shape],
                           "seconds": timer.seconds, "from_cache": tl.cache_size() == cache_before,
                           "peak_memory_mb": memory.peak_mb}
     print(f"{ctx.cut} maps, {len(map_turns)} quarter turns: {timer.seconds:6.1f} s", flush=True)
     ctx.views["final"] = [views[0]["features"].numpy()]
-    ctx.views["multi"] = [tl.stack_layers(views[0])]
-    ctx.views["rotations"] = [tl.stack_layers(v) for v in views]
+    ctx.views["multi"] = [tl.stack_layers(views[0]).numpy()]
+    ctx.views["rotations"] = [tl.stack_layers(v).numpy() for v in views]
     with tl.Timer() as timer:
         ctx.views["pixels"] = [tl.cells_as_tensor(ds.images[cells], 32).flatten(1).numpy()]
         ctx.small = tl.cells_as_tensor(ds.images[cells], 32 if args.quick else 64)
@@ -297,7 +278,7 @@ def main(argv=None) -> dict:
                 per_seed.append(metrics)
                 predicted = (prob >= 0.5).astype(int)
                 rows += [(name, seed, int(c), int(p)) for c, p in zip(test_cells, predicted)]
-        summary = summarise(per_seed)
+        summary = summarise(name, per_seed)
         summary.update(wall_seconds=timer.seconds, extraction_seconds=extraction_seconds,
                        total_seconds=timer.seconds + extraction_seconds, peak_memory_mb=memory.peak_mb,
                        seeds=list(seeds))

@@ -2,100 +2,55 @@
 
 Use it as ``import tlcourse as tl``. Importing it does nothing but define names: no seeding,
 no device probing, no file access. Read any helper with ``tl.helper??`` in a notebook.
+
+One idea lives in one module: ``data``, ``transforms``, ``models``, ``freezing``, ``features``,
+``train``, ``probes``, ``finetune``, ``curves``, ``shift``, ``evaluate``, ``plots``, ``widgets``.
+The grader (``grading``) and the course tooling (``tooling``) are not part of the lessons' API.
 """
-from .checks import check
-from .data import (
-    ELPV,
-    dataset_fingerprint,
-    elpv_split,
-    load_elpv,
-    load_image_folder,
-    per_class_subset,
-    validation_split,
-)
+from .curves import (data_efficiency_curve, data_efficiency_verdict, fine_tuning_strategy, format_summary,
+                     from_scratch_strategy, linear_probe_strategy, summarise)
+from .data import ImageList, cells_as_tensor, elpv_split, load_elpv, load_image_folder, per_class_subset, validation_split
 from .evaluate import classification_metrics, format_metrics
-from .experiments import (
-    DihedralLoader,
-    RecordingLoss,
-    cells_as_tensor,
-    data_efficiency_curve,
-    data_efficiency_verdict,
-    distance_matrix,
-    embed_images,
-    epochs_for,
-    fine_tune_top,
-    fine_tuning_strategy,
-    frechet_distance,
-    fit_linear_probe,
-    format_summary,
-    from_scratch_strategy,
-    grouped_cv_accuracy,
-    keep_batchnorm_statistics,
-    linear_probe_strategy,
-    mmd,
-    plot_data_efficiency,
-    preprocess_normalised,
-    probe_accuracy,
-    probe_probabilities,
-    random_crops,
-    random_dihedral,
-    render_words,
-    stage_costs,
-    stage_probes,
-    summarise,
-    weight_change,
-)
-from .features import cache_size, clear_cache, extract_features, forward_stages
-from .models import (
-    AssetError,
-    SmallCNN,
-    StagedModel,
-    classify_imagenet,
-    count_parameters,
-    fingerprint,
-    freeze,
-    freeze_until,
-    head,
-    imagenet_classes,
-    iter_batchnorm,
-    load_backbone,
-    param_groups,
-    parameters_per_stage,
-    preprocess,
-    replace_head,
-    split_at,
-    stage_names,
-    stages,
-    unfreeze,
-)
-from .recipes import (
-    PROBE_LAYERS,
-    ROTATIONS,
-    Rotate90,
-    choose_C,
-    extract_rotated_features,
-    extract_rotated_maps,
-    fine_tune_top_on_views,
-    fit_probe,
-    fit_probe_on_views,
-    predict_top_on_views,
-    predict_views,
-    rotated_preprocess,
-    stack_layers,
-)
-from .plots import (
-    plot_confusion_matrix,
-    plot_embeddings,
-    plot_history,
-    plot_stage_parameters,
-    show_feature_maps,
-    show_images,
-    show_predictions,
-)
-from .train import History, fit, predict, tensor_loader
-from .utils import Timer, cache_dir, device, seed_everything, torch_threads
-from .widgets import data_size_explorer, flashcards, freezing_explorer, quiz, quiz_bank
+from .features import cache_size, extract_features, extract_views, forward_stages, stack_layers
+from .finetune import fine_tune_top, weight_change
+from .freezing import freeze, freeze_until, set_batchnorm, unfreeze
+from .grading.checks import check
+from .models import (AssetError, SmallCNN, classify_imagenet, count_parameters, head, imagenet_classes, load_backbone,
+                     parameters_per_stage, replace_head, split_at, stage_costs, stages)
+from .plots import (plot_confusion_matrix, plot_data_efficiency, plot_embeddings, plot_history, plot_stage_parameters,
+                    show_feature_maps, show_images, show_predictions)
+from .probes import choose_C, fit_probe, grouped_cv_accuracy, probe_accuracy, stage_probes
+from .shift import distance_matrix, mmd, random_crops, render_words
+from .train import epochs_for, fit, param_groups, predict, tensor_loader
+from .transforms import preprocess, random_dihedral
+from .utils import Timer, device, seed_everything, torch_threads
+from .widgets import data_size_explorer, flashcards, freezing_explorer, quiz_bank
 
 __version__ = "0.1.0"
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+# Only what the notebooks, the exercises or the benchmark call; tests/test_api.py checks each name is used.
+__all__ = [
+    # every lesson: devices, seeds, timing, the exercises' checks and the study aids
+    "device", "seed_everything", "Timer", "torch_threads", "check", "quiz_bank", "flashcards",
+    # 01 basics: the pretrained backbone, its anatomy, a new head, freezing and BatchNorm
+    "load_backbone", "AssetError", "classify_imagenet", "imagenet_classes", "preprocess", "stages",
+    "count_parameters", "parameters_per_stage", "replace_head", "head", "freeze", "unfreeze", "freeze_until",
+    "set_batchnorm", "show_predictions", "show_feature_maps", "plot_stage_parameters",
+    "freezing_explorer",
+    # 02 feature extraction: the data, cached features, the training loop, metrics and plots
+    "load_elpv", "elpv_split", "validation_split", "extract_features", "forward_stages", "cache_size",
+    "fit_probe", "fit", "tensor_loader", "predict", "SmallCNN", "classification_metrics", "format_metrics",
+    "plot_history", "plot_confusion_matrix", "plot_embeddings", "show_images",
+    # 03 fine-tuning: cut, discriminative learning rates, the top trained on cached activations
+    "split_at", "param_groups", "fine_tune_top", "weight_change", "stage_costs", "probe_accuracy",
+    # 04 limited data: the three strategies over sizes and seeds, and the verdict
+    "per_class_subset", "cells_as_tensor", "epochs_for", "random_dihedral", "linear_probe_strategy",
+    "fine_tuning_strategy", "from_scratch_strategy", "data_efficiency_curve", "summarise", "format_summary",
+    "plot_data_efficiency", "data_efficiency_verdict", "data_size_explorer",
+    # 05 different distributions: which layers transfer, distances, images from elsewhere
+    "ImageList", "stage_probes", "grouped_cv_accuracy", "distance_matrix", "mmd", "random_crops", "render_words",
+    # 06 your own data
+    "load_image_folder",
+    # the benchmark: views under quarter turns, multi-stage features, C chosen on validation
+    "extract_views", "stack_layers", "choose_C",
+]

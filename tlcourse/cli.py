@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def _doctor(args) -> int:
-    from .doctor import run_doctor
+    from .tooling.doctor import run_doctor
 
     return 0 if run_doctor() else 1
 
@@ -22,7 +22,7 @@ def _course_folder(given: str | None, name: str) -> Path:
 
 
 def _exercises(args) -> int:
-    from . import exercises
+    from .tooling import exercises
 
     solutions = _course_folder(args.solutions, "solutions")
     target = _course_folder(args.exercises, "exercises")
@@ -59,7 +59,7 @@ def _grade(args) -> int:
 
 
 def _site(args) -> int:
-    from . import site
+    from .tooling import site
 
     try:
         pages = site.build(args.out, _course_folder(args.lessons, "lessons"), not args.no_execute, args.timeout)

@@ -112,26 +112,40 @@ def load_elpv(transform: Callable | None = None, target: str = "binary") -> ELPV
     return ELPV(transform=transform, target=target)
 
 
+def elpv_strata(indices=None) -> np.ndarray:
+    """The stratum of each ELPV cell: its module type and defect probability, e.g. ``"mono2"``.
+
+    The Deitsch split, the validation split and any subset that must keep the data's mix
+    stratify on these (``indices`` picks cells; all of them by default).
+    """
+    _, probabilities, types, _ = _elpv_arrays()
+    idx = np.arange(len(probabilities)) if indices is None else np.asarray(indices)
+    return np.char.add(types[idx].astype(str), np.round(probabilities[idx] * 3).astype(int).astype(str))
+
+
 def elpv_split(seed: int = 0, test_size: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     """Deitsch et al.'s protocol: ``(train_idx, test_idx)``, 75/25, stratified on probability x type.
 
     With the defaults that is 1968 training and 656 test cells. Never tune on the test part:
     carve a validation split out of ``train_idx`` with :func:`validation_split`.
     """
-    _, probabilities, types, _ = _elpv_arrays()
-    strata = np.char.add(types.astype(str), np.round(probabilities * 3).astype(int).astype(str))
-    indices = np.arange(len(probabilities))
-    train, test = train_test_split(indices, test_size=test_size, random_state=seed, stratify=strata)
+    strata = elpv_strata()
+    train, test = train_test_split(np.arange(len(strata)), test_size=test_size, random_state=seed, stratify=strata)
     return np.sort(train), np.sort(test)
 
 
 def validation_split(train_idx, seed: int = 0, val_size: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
     """Carve ``(fit_idx, val_idx)`` out of ELPV training indices, stratified like the test split."""
-    _, probabilities, types, _ = _elpv_arrays()
     train_idx = np.asarray(train_idx)
-    strata = np.char.add(types[train_idx].astype(str), np.round(probabilities[train_idx] * 3).astype(int).astype(str))
-    fit, val = train_test_split(train_idx, test_size=val_size, random_state=seed, stratify=strata)
+    fit, val = train_test_split(train_idx, test_size=val_size, random_state=seed, stratify=elpv_strata(train_idx))
     return np.sort(fit), np.sort(val)
+
+
+def cells_as_tensor(images, size: int = 64) -> torch.Tensor:
+    """ELPV's uint8 images as a ``(N, 1, size, size)`` float tensor scaled to [-1, 1] (for a CNN from scratch)."""
+    x = torch.as_tensor(np.array(images, dtype=np.float32)).unsqueeze(1) / 255.0
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="area")
+    return (x - 0.5) / 0.5
 
 
 def per_class_subset(labels, per_class: int, seed: int = 0, indices=None) -> np.ndarray:
@@ -204,6 +218,26 @@ class ImageFolderData(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, label
+
+
+class ImageList(Dataset):
+    """Images already in memory (arrays, grey or RGB, or PIL images) as a dataset with no labels.
+
+    For photos, crops or renderings that are not a folder: ``tl.extract_features(model,
+    tl.ImageList(images, tl.preprocess(160)), cache=False)`` embeds them.
+    """
+
+    def __init__(self, images, transform: Callable | None = None) -> None:
+        self.images, self.transform = list(images), transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image = self.images[index]
+        if isinstance(image, np.ndarray):
+            image = np.ascontiguousarray(image)  # e.g. a crop, which torchvision cannot read as a view
+        return (self.transform(image) if self.transform is not None else image), -1
 
 
 def load_image_folder(root: str | Path, transform: Callable | None = None) -> ImageFolderData:

@@ -1,11 +1,16 @@
-"""Feature extraction with a disk cache: pay for the frozen backbone once (lessons 02-05)."""
+"""Feature extraction with a disk cache: pay for the frozen backbone once (lessons 02-05).
+
+:func:`extract_features` runs a frozen model over a dataset and caches what it computes;
+:func:`extract_views` does it for several fixed views of the data (quarter turns), one cached
+pass each. Both return tensors in dataset order.
+"""
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from filelock import FileLock
@@ -13,8 +18,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import dataset_fingerprint
+from .data import dataset_fingerprint, load_elpv
 from .models import fingerprint, stages
+from .transforms import preprocess
 from .utils import cache_dir, channels_last_on_cpu, device as default_device
 
 FINAL = "features"  # the pooled output of the last stage before the classifier
@@ -122,6 +128,31 @@ def _extract(model, dataset, layers, pool, batch_size, device, progress) -> dict
                 chunks[name].append(outputs[name].float().cpu().contiguous())
     model.train(was_training)
     return {name: torch.cat(parts) for name, parts in chunks.items()}
+
+
+def extract_views(
+    model: nn.Module,
+    size: int = 160,
+    turns: Sequence[int] = (0, 1, 2, 3),
+    layer: str | Sequence[str] = FINAL,
+    pool: bool = True,
+    dataset: Callable = load_elpv,
+    progress: bool = True,
+) -> list:
+    """Features of every image under each number of quarter ``turns``: one entry per view.
+
+    ``dataset(transform=...)`` makes the data (ELPV by default) with ``tl.preprocess(size,
+    turns=k)``. The backbone runs on the *turned image*, so every view is a true view of the
+    cell (turning an activation map would not be). Each view costs one pass, cached like any
+    other features; ``turns=0`` shares its entry with ``extract_features`` on ``preprocess(size)``.
+    """
+    return [extract_features(model, dataset(transform=preprocess(size, turns=k)), layer=layer, pool=pool,
+                             progress=progress) for k in turns]
+
+
+def stack_layers(features: dict[str, torch.Tensor], layers: Sequence[str] | None = None) -> torch.Tensor:
+    """The pooled features of several layers side by side: one row per image (all layers by default)."""
+    return torch.cat([features[name].flatten(1) for name in (layers or list(features))], dim=1)
 
 
 def clear_cache() -> int:

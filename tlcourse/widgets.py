@@ -264,7 +264,8 @@ def unfreezing_cost(model, stage: str, input_size: int = 160, batch_size: int = 
     """
     import torch
 
-    from .models import count_parameters, freeze_until
+    from .freezing import freeze_until
+    from .models import count_parameters
 
     freeze_until(model, stage)
     param = next(model.parameters())

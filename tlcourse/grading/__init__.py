@@ -97,7 +97,7 @@ def read_submission(path: Path) -> dict:
 
 def declared_lesson(path: Path) -> str | None:
     """The lesson a file says it belongs to, or None (cheap; never raises)."""
-    from ..exercises import lesson_of
+    from ..tooling.exercises import lesson_of
 
     try:
         return lesson_of(read_submission(path), path)
@@ -140,7 +140,7 @@ if {name!r} not in _tlg_sys.modules:
     _tlg_spec = _tlg_util.spec_from_file_location({name!r}, {init!r}, submodule_search_locations=[{pkg!r}])
     _tlg_sys.modules[{name!r}] = _tlg_util.module_from_spec(_tlg_spec)
     _tlg_spec.loader.exec_module(_tlg_sys.modules[{name!r}])
-_tlg_importlib.import_module({name!r} + ".checks").collect_evidence({task!r}, globals(), {path!r})
+_tlg_importlib.import_module({name!r} + ".grading.checks").collect_evidence({task!r}, globals(), {path!r})
 '''
 
 
@@ -152,8 +152,8 @@ def _gradable_notebook(submission: dict, solution: Path, lesson: str, package: P
     """
     import nbformat
 
-    from ..checks import lesson_tasks
-    from ..exercises import answer_task, expected_exercise, merge_answers
+    from .checks import lesson_tasks
+    from ..tooling.exercises import answer_task, expected_exercise, merge_answers
 
     nb = merge_answers(expected_exercise(solution), submission["cells"])
     nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and not answer_task(c) and _is_check_cell(c.source))]
@@ -179,13 +179,13 @@ def _kernel_env(workdir: Path) -> dict:
 
 def grade_submission(path: Path, lesson: str, settings: Settings, package: Path) -> Result:
     """Grade one file; never raises (a grader failure becomes status ``error``)."""
-    from ..checks import lesson_tasks
+    from .checks import lesson_tasks
 
     tasks = lesson_tasks(lesson)
     result = Result(str(path), lesson, {t.id: 0 for t in tasks}, sum(t.points for t in tasks))
     try:
         submission = read_submission(path)
-        from ..exercises import lesson_of
+        from ..tooling.exercises import lesson_of
 
         declared = lesson_of(submission, path)
         if declared != lesson:
@@ -209,7 +209,7 @@ def grade_submission(path: Path, lesson: str, settings: Settings, package: Path)
 
 
 def _answer_tags(submission: dict) -> list[str]:
-    from ..exercises import answer_task
+    from ..tooling.exercises import answer_task
 
     return [t for t in map(answer_task, submission["cells"]) if t]
 
@@ -217,7 +217,7 @@ def _answer_tags(submission: dict) -> list[str]:
 def _run_and_judge(submission: dict, result: Result, tasks, settings: Settings, package: Path) -> None:
     import torch
 
-    from ..checks import hint, judge_evidence
+    from .checks import hint, judge_evidence
     from .kernel import run_notebook
 
     solution = solution_for(result.lesson, settings.solutions)
@@ -307,7 +307,7 @@ def _snapshot_package(dest: Path) -> Path:
 
 def grade(items: list[str | Path], settings: Settings) -> list[Result]:
     """Grade every submission (in parallel with ``settings.jobs``); one :class:`Result` each."""
-    from ..checks import lesson_tasks
+    from .checks import lesson_tasks
 
     paths = collect_submissions(items)
     lesson = settings.lesson or assignment_lesson(paths)
@@ -315,7 +315,7 @@ def grade(items: list[str | Path], settings: Settings) -> list[Result]:
     if lesson is None:
         problem = "it is not an exercise notebook of this course (no lesson id, no answer cells)"
     elif not lesson_tasks(lesson):
-        problem = f"lesson {lesson} has no graded tasks (no tlcourse/tasks/l{lesson}.py)"
+        problem = f"lesson {lesson} has no graded tasks (no tlcourse/grading/tasks/l{lesson}.py)"
     elif not list(settings.solutions.glob(f"{lesson}_*.ipynb")):
         problem = f"there is no solution notebook {settings.solutions}/{lesson}_*.ipynb to grade lesson {lesson} against"
     if problem:
@@ -341,7 +341,7 @@ def feedback_name(submission: str, taken: set[str]) -> str:
 
 def write_gradebook(results: list[Result], out: Path, feedback_dir: Path | None = None) -> Path:
     """Write the CSV (``submission, <tasks>, total, max, status``) and one feedback file per row."""
-    from ..checks import lesson_tasks
+    from .checks import lesson_tasks
 
     lessons = [r.lesson for r in results if r.lesson]
     task_ids = [t.id for t in lesson_tasks(lessons[0])] if lessons else []

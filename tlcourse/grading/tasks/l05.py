@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import data, experiments
+from ... import data, experiments
 from ..checks import (Task, Verdict, call_answer, describe_error, function_evidence, hint, judge_cases, never_raises,
                       passed, register)
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from .. import experiments, models, train
+from ... import experiments, models, train
 from ..checks import (Task, Verdict, as_plain_tensor, call_answer, close, describe_error, dict_of_numbers,
                       extra_for_kind, function_evidence, hint, judge_cases, passed, register)
 

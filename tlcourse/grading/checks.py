@@ -1,7 +1,7 @@
 """In-notebook checks for the exercises, and the registry of tasks that the grader scores.
 
 A learner runs ``tl.check("01.head", elpv_model)`` after a task and reads a pass or a hint.
-Every task is one :class:`Task`, registered by its lesson's module in ``tlcourse/tasks/``:
+Every task is one :class:`Task`, registered by its lesson's module in ``tlcourse/grading/tasks/``:
 
 * ``evidence(answer, strict)`` runs where the answer lives (the learner's kernel) and turns
   the answer into plain data: numbers, strings, lists, dicts and tensors;
@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from .utils import torch_threads
+from ..utils import torch_threads
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import data, evaluate, experiments, features, models
+from ... import data, evaluate, experiments, features, models
 from ..checks import (Task, Verdict, as_plain_tensor, call_answer, close, dict_of_numbers, extra_for_kind,
                       function_evidence, hint, judge_cases, passed, register)
 

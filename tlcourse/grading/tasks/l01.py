@@ -13,7 +13,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from .. import models
+from ... import models
 from ..checks import (Task, Verdict, as_plain_tensor, call_answer, close, extra_for_kind, function_evidence, hint,
                       judge_cases, not_attempted, passed, register)
 
