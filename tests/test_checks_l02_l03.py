@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import tlcourse as tl
-from tlcourse.checks import lesson_tasks
+from tlcourse.grading.checks import lesson_tasks
 
 from check_helpers import (Hostile, answer_of, check_output, fails_with, forged_evidence_never_passes,
                            hidden_test_verdict, lenient_evidence, notebook_fixtures, only_the_hidden_test_fails,
@@ -176,7 +176,7 @@ def test_probe_names_the_typical_mistakes(reference):
 
 def test_probe_accepts_a_linear_layer(reference):
     ns = reference["02"]
-    passes("02.probe", tl.fit_linear_probe(ns["x_fit"], ns["y_fit"]))
+    passes("02.probe", tl.fit_probe(ns["x_fit"], ns["y_fit"]))
 
 
 # ---------------------------------------------------------------- lesson 03

@@ -13,7 +13,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from ... import models
+from ... import freezing, models, transforms
 from ..checks import (Task, Verdict, as_plain_tensor, call_answer, close, extra_for_kind, function_evidence, hint,
                       judge_cases, not_attempted, passed, register)
 
@@ -107,7 +107,7 @@ COUNT_STAGE = "stage4"
 def _reference_counts() -> dict:
     """The reference count, plus the counts that typical mistakes give."""
     model = copy.deepcopy(_reference_backbone())
-    models.freeze_until(model, COUNT_STAGE)
+    freezing.freeze_until(model, COUNT_STAGE)
     per_stage = models.parameters_per_stage(_reference_backbone())
     names = [row["stage"] for row in per_stage]
     later = {name: sum(row["parameters"] for row in per_stage[names.index(name):]) for name in names}
@@ -266,7 +266,7 @@ def _bn_model(kind: str) -> nn.Module:
 def _bn_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
     """The running statistics of every BatchNorm layer (what the trap is about)."""
     return {f"{i}.{name}": as_plain_tensor(getattr(layer, name))
-            for i, layer in enumerate(models.iter_batchnorm(model))
+            for i, layer in enumerate(freezing.iter_batchnorm(model))
             for name in ("running_mean", "running_var") if getattr(layer, name, None) is not None}
 
 
@@ -285,14 +285,14 @@ def _batchnorm_case(answer, name: str, kind: str, pre_train: bool) -> dict:
     model = _bn_model(kind)
     if pre_train:
         model.train()
-    bn_train_before = any(layer.training for layer in models.iter_batchnorm(model))
+    bn_train_before = any(layer.training for layer in freezing.iter_batchnorm(model))
     result, problem = call_answer(answer, model, none_ok=True)
     if problem:
         return {"case": name, "kind": kind, **problem}
     head = models.head(model)
     head_ids = {id(p) for p in head.parameters()}
     params = list(model.named_parameters())
-    switched_to_eval = bn_train_before and all(not layer.training for layer in models.iter_batchnorm(model))
+    switched_to_eval = bn_train_before and all(not layer.training for layer in freezing.iter_batchnorm(model))
     before = _bn_buffers(model)
     x = _probe((4, 3, 64, 64), seed=2)
     model.train()
@@ -408,7 +408,7 @@ def _reference_probabilities(photo: str, variant: str = "right") -> dict[str, fl
     model = copy.deepcopy(_reference_backbone())
     if variant == "right":
         return dict(models.classify_imagenet(model, _photo(photo), topk=1000))
-    x = models.preprocess(224)(_photo(photo)).unsqueeze(0)
+    x = transforms.preprocess(224)(_photo(photo)).unsqueeze(0)
     if variant == "train_mode":
         model.train()
     elif variant == "no_normalisation":

@@ -1,7 +1,7 @@
 """Lesson 02's exercise tasks: a leak-free split, fair metrics, the extraction loop, a linear probe.
 
 Every judge compares the learner's evidence with a reference computed here with the package's
-own helpers (the Deitsch split, ``classification_metrics``, ``forward_stages``, ``fit_linear_probe``),
+own helpers (the Deitsch split, ``classification_metrics``, ``forward_stages``, ``fit_probe``),
 never with a stored number.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import data, evaluate, experiments, features, models
+from ... import data, evaluate, features, models, probes, train, transforms
 from ..checks import (Task, Verdict, as_plain_tensor, call_answer, close, dict_of_numbers, extra_for_kind,
                       function_evidence, hint, judge_cases, passed, register)
 
@@ -335,7 +335,7 @@ LEAK_MARGIN = 0.04  # this much above the reference on validation smells of trai
 
 def _elpv_features() -> torch.Tensor:
     """The 160 px features of every cell, from the shared disk cache (computed once)."""
-    cells = data.load_elpv(transform=models.preprocess(PROBE_SIZE))
+    cells = data.load_elpv(transform=transforms.preprocess(PROBE_SIZE))
     return features.extract_features(models.load_backbone(), cells, progress=False)
 
 
@@ -364,8 +364,8 @@ def _probe_reference() -> dict:
     labels = data.load_elpv().labels
     train, test = data.elpv_split(0)
     fit, val = data.validation_split(train, 0)
-    probe = experiments.fit_linear_probe(x[fit], labels[fit])
-    predicted = experiments.probe_probabilities(probe, x).argmax(1)
+    probe = probes.fit_probe(x[fit], labels[fit])
+    predicted = train.predict(probe, x, device="cpu").argmax(1)
     return {"labels": labels, "fit": fit, "val": val, "test": test,
             "val_accuracy": float((predicted[val] == labels[val]).mean()),
             "test_accuracy": float((predicted[test] == labels[test]).mean())}

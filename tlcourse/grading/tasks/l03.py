@@ -12,7 +12,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from ... import experiments, models, train
+from ... import finetune, freezing, models, train
 from ..checks import (Task, Verdict, as_plain_tensor, call_answer, close, describe_error, dict_of_numbers,
                       extra_for_kind, function_evidence, hint, judge_cases, passed, register)
 
@@ -128,7 +128,7 @@ def _groups_model(kind: str, stage: str) -> nn.Module:
         model = torchvision.models.resnet18(weights=None, num_classes=3)
     else:
         model = models.replace_head(models.load_backbone(), 2)
-    return models.freeze_until(model, stage)
+    return freezing.freeze_until(model, stage)
 
 
 def _groups_case(answer, name: str, kind: str, stage: str, head_lr: float, body_lr: float) -> dict:
@@ -273,7 +273,7 @@ def moved_evidence(answer, strict: bool) -> dict:
 def _moved_reference(kind: str) -> dict[str, dict[str, float]]:
     """The right answer per stage, and what typical mistakes give."""
     before, after = _moved_pair(kind)
-    right = experiments.weight_change(before, after)
+    right = finetune.weight_change(before, after)
     variants: dict[str, dict[str, float]] = {"right": right, "absolute": {}, "after_norm": {},
                                             "per_tensor": {}, "buffers": {}, "squared": {}}
     with torch.no_grad():
@@ -354,7 +354,7 @@ def _epoch_setup(variant: int):
         loader = train.tensor_loader(x, y, batch_size=16)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     else:
-        models.freeze(models.stages(model)["stage1"])
+        freezing.freeze(models.stages(model)["stage1"])
         loader = train.tensor_loader(x, y, batch_size=12, shuffle=True, seed=5)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.eval()
