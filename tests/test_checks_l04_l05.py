@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import tlcourse as tl
-from tlcourse.checks import lesson_tasks
+from tlcourse.grading.checks import lesson_tasks
 
 from check_helpers import (answer_of, fails_with, forged_evidence_never_passes, lenient_evidence, notebook_fixtures,
                            passes, reads_not_attempted, task_ids)

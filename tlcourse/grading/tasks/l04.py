@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ... import data, experiments
+from ... import data, probes, train
 from ..checks import (Task, Verdict, call_answer, describe_error, function_evidence, hint, judge_cases, never_raises,
                       passed, register)
 
@@ -41,8 +41,8 @@ def _synthetic_labels(n: int, classes: int, seed: int) -> tuple[np.ndarray, np.n
     rng = np.random.default_rng(seed)
     weights = np.arange(classes, 0, -1, dtype=float)
     labels = rng.choice(classes, size=n, p=weights / weights.sum()).astype(np.int64)
-    train = np.sort(rng.permutation(n)[: int(0.7 * n)])
-    return labels, train
+    train_idx = np.sort(rng.permutation(n)[: int(0.7 * n)])
+    return labels, train_idx
 
 
 # ---------------------------------------------------------------- 04.subset
@@ -143,14 +143,14 @@ def _epochs_cases(strict: bool) -> list[tuple[int, int, int, int]]:
 
 def _epochs_variant(n: int, batch: int, min_steps: int, max_epochs: int, variant: str):
     if variant == "right":
-        return experiments.epochs_for(n, batch, min_steps, max_epochs)
+        return train.epochs_for(n, batch, min_steps, max_epochs)
     if variant == "floor":
         per_epoch = n // batch
         return None if per_epoch == 0 else min(max_epochs, max(1, math.ceil(min_steps / per_epoch)))
     if variant == "no_cap":
         return max(1, math.ceil(min_steps / math.ceil(n / batch)))
     if variant == "steps":
-        return experiments.epochs_for(n, batch, min_steps, max_epochs) * math.ceil(n / batch)
+        return train.epochs_for(n, batch, min_steps, max_epochs) * math.ceil(n / batch)
     if variant == "round_down":
         return min(max_epochs, max(1, min_steps // math.ceil(n / batch)))
     raise ValueError(variant)
@@ -240,7 +240,7 @@ def _curve_reference(data_seed: int, size: int, seed: int, variant: str = "right
     pool = None if variant == "whole" else train_idx
     subset = data.per_class_subset(labels, size, seed=0 if variant == "seed0" else seed, indices=pool)
     evaluate = subset if variant == "train" else test_idx
-    return experiments.probe_accuracy(features, labels, subset, evaluate)
+    return probes.probe_accuracy(features, labels, subset, evaluate)
 
 
 def _curve_case(answer, name: str, data_seed: int, sizes: list[int], seeds: list[int], as_tensor: bool) -> dict:

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ... import data, experiments
+from ... import data, probes, shift
 from ..checks import (Task, Verdict, call_answer, describe_error, function_evidence, hint, judge_cases, never_raises,
                       passed, register)
 
@@ -109,8 +109,8 @@ def stats_judge(evidence: dict, strict: bool) -> Verdict:
     return judge_cases(
         evidence, _stats_cases(strict), _stats_verdict, answer="pixel_stats",
         should_be="a function `pixel_stats(images, train_idx)`", where="(case: {0})",
-    ) or passed("These are the statistics `tl.preprocess_normalised` takes. Lesson 05 found that they "
-                "matter much less than the distance in content.")
+    ) or passed("These are the statistics `tl.preprocess(size, mean=..., std=...)` takes. Lesson 05 found "
+                "that they matter much less than the distance in content.")
 
 
 register(Task("05.stats", "The data set's own pixel statistics", points=1, answer="pixel_stats",
@@ -152,7 +152,7 @@ def _stages_reference(seed: int, variant: str = "right") -> tuple[tuple[str, int
     rows = []
     for name, m in maps.items():
         x = pool(m)
-        rows.append((name, x.shape[1], experiments.probe_accuracy(x, labels, fit_idx, evaluate)))
+        rows.append((name, x.shape[1], probes.probe_accuracy(x, labels, fit_idx, evaluate)))
     return tuple(rows)
 
 
@@ -259,7 +259,7 @@ def _shift_reference(seed: int, train_on: str, test_on: str, variant: str = "rig
     fit = fit_pool if variant == "notype" else fit_pool[types[fit_pool] == train_on]
     eval_pool = {"eval_train": train_idx}.get(variant, test_idx)
     evaluate = eval_pool if variant == "eval_all" else eval_pool[types[eval_pool] == test_on]
-    return experiments.probe_accuracy(features, labels, fit, evaluate)
+    return probes.probe_accuracy(features, labels, fit, evaluate)
 
 
 def _shift_case(answer, name: str, seed: int, train_on: str, test_on: str) -> dict:
@@ -317,7 +317,7 @@ register(Task("05.shift", "Train on one module type, test on the other", points=
 # ---------------------------------------------------------------- 05.mmd
 
 def _mmd_cases(strict: bool) -> list[tuple[str, int, int, int, int, float, float, bool]]:
-    """(case name, data seed, n_a, n_b, dims, shift of b, bandwidth, as torch tensors)."""
+    """(case name, data seed, n_a, n_b, dims, offset of b, bandwidth, as torch tensors)."""
     cases = [("30 vs 40 points in 5-D, b shifted", 0, 30, 40, 5, 0.8, 2.0, False)]
     if strict:
         cases += [("25 vs 25 points in 3-D, same distribution, torch tensors", 1, 25, 25, 3, 0.0, 1.0, True),
@@ -326,16 +326,16 @@ def _mmd_cases(strict: bool) -> list[tuple[str, int, int, int, int, float, float
 
 
 @lru_cache(maxsize=8)
-def _mmd_data(seed: int, n_a: int, n_b: int, dims: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+def _mmd_data(seed: int, n_a: int, n_b: int, dims: int, offset: float) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(500 + seed)
-    return rng.normal(size=(n_a, dims)), rng.normal(size=(n_b, dims)) + shift
+    return rng.normal(size=(n_a, dims)), rng.normal(size=(n_b, dims)) + offset
 
 
 def _mmd_variant(a: np.ndarray, b: np.ndarray, bandwidth: float, variant: str) -> float:
     if variant == "right":
-        return experiments.mmd(a, b, bandwidth)
+        return shift.mmd(a, b, bandwidth)
     if variant == "sqrt":
-        return float(np.sqrt(max(experiments.mmd(a, b, bandwidth), 0.0)))
+        return float(np.sqrt(max(shift.mmd(a, b, bandwidth), 0.0)))
 
     def sq(x, y):
         return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
@@ -350,11 +350,11 @@ def _mmd_variant(a: np.ndarray, b: np.ndarray, bandwidth: float, variant: str) -
     return float((kaa.sum() - np.trace(kaa)) / (n * (n - 1)) + (kbb.sum() - np.trace(kbb)) / (m * (m - 1)) - 2 * kab.mean())
 
 
-def _mmd_case(answer, name: str, seed: int, n_a: int, n_b: int, dims: int, shift: float, bandwidth: float,
+def _mmd_case(answer, name: str, seed: int, n_a: int, n_b: int, dims: int, offset: float, bandwidth: float,
               as_tensor: bool) -> dict:
     import torch
 
-    a, b = _mmd_data(seed, n_a, n_b, dims, shift)
+    a, b = _mmd_data(seed, n_a, n_b, dims, offset)
     if as_tensor:
         a, b = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
     else:
@@ -368,11 +368,11 @@ def mmd_evidence(answer, strict: bool) -> dict:
 
 
 def _mmd_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
-    _, seed, n_a, n_b, dims, shift, bandwidth, _ = expected
+    _, seed, n_a, n_b, dims, offset, bandwidth, _ = expected
     value = case["value"]
     if value is None:
         return hint(f"`mmd_squared` should return one number {where}.")
-    a, b = _mmd_data(seed, n_a, n_b, dims, shift)
+    a, b = _mmd_data(seed, n_a, n_b, dims, offset)
 
     def near(variant: str) -> bool:
         expected_value = _mmd_variant(a, b, bandwidth, variant)
