@@ -1,9 +1,11 @@
-"""The ``tlcourse`` command: ``doctor``, ``exercises build|check``, ``grade``, ``site build``."""
+"""The ``tlcourse`` command: ``doctor``, ``exercises build|check``, ``grade``, ``quiz``, ``site build``."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from . import quizzes
 
 
 def _doctor(args) -> int:
@@ -58,6 +60,10 @@ def _grade(args) -> int:
     return 0
 
 
+def _quiz(args) -> int:
+    return quizzes.run(args.lesson, flashcards=args.flashcards, answers=args.answers)
+
+
 def _site(args) -> int:
     from .tooling import site
 
@@ -94,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--solutions", help="folder of solution notebooks (default: solutions)")
     gr.add_argument("--feedback", help="folder for the feedback files (default: <out>_feedback/)")
     gr.set_defaults(func=_grade)
+
+    qz = sub.add_parser("quiz", help="a lesson's self-check questions (or flashcards) in the terminal")
+    quizzes.add_arguments(qz)
+    qz.set_defaults(func=_quiz)
 
     st = sub.add_parser("site", help="write an executed HTML copy of the lessons, with an index page")
     st.add_argument("action", choices=["build"])

@@ -1,8 +1,7 @@
 """Run a lesson's self-check in a terminal: ``python -m tlcourse.quiz 01`` (``--flashcards``, ``--answers``).
 
-Only an entry point: the questions and the logic live in :mod:`tlcourse.quizzes`. In a notebook
-use ``tl.quiz_bank("01")`` instead. (Do not ``import tlcourse.quiz``: the name ``tl.quiz`` is the
-quiz widget.)
+The same as ``tlcourse quiz 01``. Only an entry point: the logic lives in :mod:`tlcourse.quizzes`,
+the questions in ``tlcourse/content/quiz_NN.json``. In a notebook use ``tl.quiz_bank("01")`` instead.
 """
 import sys
 

@@ -161,9 +161,9 @@ def quiz(question: str, options: Sequence[str], answer: int | str, explanation: 
     wrong tries, the answer); a right one shows ``explanation``. Without a frontend: the question
     with its answer folded away. Example::
 
-        tl.quiz("What does requires_grad=False leave unfrozen?",
-                ["nothing", "BatchNorm running statistics"], answer=1,
-                explanation="Running statistics are buffers, not parameters.")
+        quiz("What does requires_grad=False leave unfrozen?",
+             ["nothing", "BatchNorm running statistics"], answer=1,
+             explanation="Running statistics are buffers, not parameters.")
     """
     item = make_question(question, options, answer, explanation, hint)
     return _quiz_widget(item) if is_interactive(interactive) else _static_quiz([item])
@@ -172,7 +172,7 @@ def quiz(question: str, options: Sequence[str], answer: int | str, explanation: 
 def quiz_bank(lesson: int | str, interactive: bool | None = None):
     """All the self-check questions of a lesson (``"01"`` to ``"06"``), with a running score.
 
-    The same questions run in a terminal with ``python -m tlcourse.quiz 01``.
+    The same questions run in a terminal with ``tlcourse quiz 01`` (or ``python -m tlcourse.quiz 01``).
     """
     items = questions(lesson)
     title = f"Lesson {lesson_key(lesson)}: check yourself ({len(items)} questions)"
@@ -206,10 +206,10 @@ def _card_html(card: Flashcard, back: bool, position: str) -> str:
 
 
 def flashcards(lesson: int | str, interactive: bool | None = None):
-    """A deck of flashcards for a lesson: glossary terms, key facts, mnemonics and real-world examples.
+    """A deck of flashcards for a lesson: GLOSSARY.md's terms, key facts, mnemonics and real-world examples.
 
     Turn a card to check your recall, then go to the next. Without a frontend: a table of every card.
-    In a terminal: ``python -m tlcourse.quiz 01 --flashcards``.
+    In a terminal: ``tlcourse quiz 01 --flashcards``.
     """
     deck = cards(lesson)
     title = f"Lesson {lesson_key(lesson)} flashcards ({len(deck)} cards)"
