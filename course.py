@@ -4,75 +4,334 @@
     python course.py lab     install the course (first time only) and open JupyterLab on lessons/
     python course.py test    install the course and its test tools, then run the whole test suite
 
-It installs into ./.venv, which it creates, unless you run it from an activated virtual or
-conda environment, in which case it installs there. Extra arguments go to JupyterLab or pytest.
-Everything is installed from pyproject.toml; after that the course runs offline.
-"""
-from __future__ import annotations
+It installs into ./.venv, which it creates, unless you run it from an activated virtual
+environment or conda environment (not conda's base), in which case it installs there.
+Extra arguments go to JupyterLab or pytest: python course.py test tests/test_project.py -x
 
-import hashlib
+Option, before the command:
+    --cpu    Linux only: take PyTorch's CPU-only build (a smaller download, no CUDA libraries)
+             when this environment has no PyTorch yet. macOS and Windows get CPU builds anyway.
+
+pip runs only when pyproject.toml asks for something this environment lacks; after the first
+install the course runs offline.
+"""
+# This file runs on any Python 3.6 or newer, so that an unsupported one can say what to do.
+import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-MIN_PYTHON, MAX_PYTHON = (3, 10), (3, 12)
+PYPROJECT = ROOT / "pyproject.toml"
+SUPPORTED = ((3, 10), (3, 14))  # oldest and newest Python, as in pyproject.toml's requires-python
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+COMMANDS = ("lab", "test")
 
 
-def _in_environment() -> bool:
-    return sys.prefix != sys.base_prefix or bool(os.environ.get("CONDA_PREFIX"))
+def python_problem(version=None, system=None, machine=None, argv=()):
+    """Why this Python or machine cannot run the course, with what to do instead; None when it can."""
+    version = tuple(version or sys.version_info[:2])
+    system, machine = system or platform.system(), machine or platform.machine()
+    if system == "Darwin" and machine == "x86_64":
+        return ("This is an x86_64 Python on a Mac (an Intel Mac, or Rosetta). PyTorch has no release for it "
+                "newer than 2.2.2, older than this course needs (it predates numpy 2 and Python 3.13). "
+                "Use a Mac with Apple silicon and its native Python, Linux, Windows, or a cloud notebook.")
+    if SUPPORTED[0] <= version[:2] <= SUPPORTED[1]:
+        return None
+    low, high = ("{}.{}".format(*v) for v in SUPPORTED)
+    lines = ["The course needs Python {} to {}; this is Python {}.{}.".format(low, high, *version[:2])]
+    found = supported_pythons_on_path()
+    if found:
+        lines.append("A supported Python is installed: run  {} course.py {}".format(
+            found[0], " ".join(argv) or "lab"))
+    lines.append(("Or: " if found else "") + how_to_get_python(system))
+    return "\n".join(lines)
 
 
-def _venv_python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+def supported_pythons_on_path():
+    """Commands on PATH that start a supported Python, newest first (python3.14 ... python3.10)."""
+    found = []
+    for minor in range(SUPPORTED[1][1], SUPPORTED[0][1] - 1, -1):
+        command = "python3.{}".format(minor)
+        path = shutil.which(command)
+        try:  # a pyenv shim exists for every installed Python but runs only the selected ones
+            if path and subprocess.run([path, "-c", ""], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       timeout=20).returncode == 0:
+                found.append(command)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return found
 
 
-def python_for_course() -> Path:
-    """The interpreter to install into: the active environment, or ./.venv (created on demand)."""
-    if _in_environment():
-        return Path(sys.executable)
-    if not _venv_python().exists():
-        print(f"Creating a virtual environment in {VENV} ...", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    return _venv_python()
+def how_to_get_python(system):
+    """One line per platform: the usual way to install a supported Python there."""
+    if system == "Windows":
+        return ("Install Python 3.13 from https://www.python.org/downloads/ (or the Microsoft Store), "
+                "then run  py -3.13 course.py lab")
+    if system == "Darwin":
+        return "Install Python 3.13 from https://www.python.org/downloads/ or with  brew install python@3.13"
+    return ("Install Python 3.13 with your package manager (Debian/Ubuntu: sudo apt install python3.13 "
+            "python3.13-venv; Fedora: sudo dnf install python3.13), or with pyenv, uv or conda.")
 
 
-def install(python: Path, extras: str) -> None:
-    """pip-install the course (editable) unless this exact pyproject.toml is installed already."""
-    spec = f".[{extras}]" if extras else "."
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + spec.encode()).hexdigest()[:16]
-    stamp = Path(subprocess.check_output(
-        [str(python), "-c", "import sys; print(sys.prefix)"], text=True).strip()) / f".tlcourse-{digest}"
-    if stamp.exists():
-        return
-    print(f"Installing the course ({spec}) into {python} - the first time takes a few minutes ...", flush=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-e", spec],
-                   cwd=ROOT, check=True)
-    stamp.touch()
+# --- where to install ----------------------------------------------------------------------------
+
+def _venv_python(venv=None):
+    venv = venv or VENV
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def main(argv: list[str]) -> int:
-    if sys.version_info[:2] < MIN_PYTHON or sys.version_info[:2] > MAX_PYTHON:
-        print(f"The course needs Python 3.10 to 3.12; this is {sys.version.split()[0]}.", file=sys.stderr)
+def running_environment(environ=None, prefix=None, base_prefix=None):
+    """'venv', 'conda' or None: the environment this Python runs in, if it is one the course may install into.
+
+    A conda environment counts only when it is the one running (CONDA_PREFIX is this Python's prefix)
+    and it is not conda's base environment, which conda asks you not to install projects into."""
+    environ = os.environ if environ is None else environ
+    prefix, base_prefix = prefix or sys.prefix, base_prefix or sys.base_prefix
+    if os.path.normcase(os.path.realpath(prefix)) != os.path.normcase(os.path.realpath(base_prefix)):
+        return "venv"
+    conda = environ.get("CONDA_PREFIX")
+    if conda and os.path.normcase(os.path.realpath(conda)) == os.path.normcase(os.path.realpath(prefix)):
+        is_base = environ.get("CONDA_DEFAULT_ENV") == "base" or (Path(conda) / "condabin").is_dir()
+        return None if is_base else "conda"
+    return None
+
+
+def make_venv(venv=None):
+    """Create ./.venv with pip; on failure remove what was made and say which package is missing."""
+    venv = venv or VENV
+    print("Creating a virtual environment in {} ...".format(venv), flush=True)
+    try:
+        import ensurepip  # noqa: F401  (Debian and Ubuntu ship it only in python3-venv)
+        import venv as venv_module
+        venv_module.EnvBuilder(with_pip=True).create(str(venv))
+        return None
+    except (ImportError, OSError, subprocess.CalledProcessError) as err:
+        shutil.rmtree(str(venv), ignore_errors=True)
+        minor = "python3.{}".format(sys.version_info[1])
+        return ("Python could not create a virtual environment with pip ({}: {}); the half-made {} was "
+                "removed.\nOn Debian or Ubuntu install the missing package:  sudo apt install {}-venv  "
+                "(or python3-venv), then run this again. Elsewhere, reinstall Python from python.org "
+                "or use a conda environment (see environment.yml).".format(
+                    type(err).__name__, err, venv.name, minor))
+
+
+def python_for_course():
+    """(interpreter to install into, problem or None): the running environment, else ./.venv."""
+    kind = running_environment()
+    if kind:
+        return Path(sys.executable), None
+    if os.environ.get("CONDA_PREFIX") and Path(os.environ["CONDA_PREFIX"]).resolve() == Path(sys.prefix).resolve():
+        print("Conda's base environment is active: the course installs into ./.venv instead "
+              "(for a conda environment of its own, see environment.yml).", flush=True)
+    python = _venv_python()
+    if VENV.exists() and not python.exists():
+        print("{} has no Python (left by an earlier failed set-up); making a new one.".format(VENV), flush=True)
+        shutil.rmtree(str(VENV), ignore_errors=True)
+    if not python.exists():
+        problem = make_venv()
+        if problem:
+            return None, problem
+    return python, None
+
+
+# --- what is installed ---------------------------------------------------------------------------
+
+# Runs inside the target environment; prints what pyproject.toml asks for that is not installed there.
+_STATE = r'''
+import json, os, sys
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+root, pyproject, extras = Path(sys.argv[1]), Path(sys.argv[2]), [e for e in sys.argv[3].split(",") if e]
+sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != os.path.abspath(str(root))]  # not ./*.egg-info
+state = {"unknown": False, "pip": None, "from_here": False, "stale": [], "missing": [], "torch": None, "requirements": {}}
+try:
+    state["pip"] = metadata.version("pip")
+except metadata.PackageNotFoundError:
+    pass
+try:
+    import tomllib
+except ImportError:
+    try:
+        import tomli as tomllib
+    except ImportError:
+        try:
+            from pip._vendor import tomli as tomllib
+        except ImportError:
+            tomllib = None
+try:
+    from packaging.requirements import Requirement
+except ImportError:
+    try:
+        from pip._vendor.packaging.requirements import Requirement
+    except ImportError:
+        Requirement = None
+if tomllib is None or Requirement is None:
+    print(json.dumps(dict(state, unknown=True)))
+    sys.exit()
+project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+try:
+    dist = metadata.distribution(project["name"])
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    url = direct.get("url", "")
+    here = url.startswith("file:") and direct.get("dir_info", {}).get("editable")
+    state["from_here"] = bool(here and os.path.samefile(url2pathname(urlparse(url).path), str(root)))
+    scripts = {e.name: e.value for e in dist.entry_points if e.group == "console_scripts"}
+    if dist.version != project["version"] or scripts != project.get("scripts", {}):
+        state["stale"].append(project["name"] + " (its version or commands changed)")
+except (metadata.PackageNotFoundError, OSError):
+    pass
+lines = list(project.get("dependencies", []))
+for extra in extras:
+    lines += project.get("optional-dependencies", {}).get(extra, [])
+for line in lines:
+    req = Requirement(line)
+    if req.marker and not req.marker.evaluate({"extra": ""}):
+        continue
+    state["requirements"][req.name] = str(req)
+    try:
+        installed = metadata.version(req.name)
+    except metadata.PackageNotFoundError:
+        state["missing"].append(str(req))
+        continue
+    if req.name == "torch":
+        state["torch"] = installed
+    if not req.specifier.contains(installed, prereleases=True):
+        state["stale"].append("{} (installed: {})".format(req, installed))
+print(json.dumps(state))
+'''
+
+
+def installation_state(python, extras):
+    """What the environment of ``python`` has of this project and its requirements (a dict), or None if unknown."""
+    run = subprocess.run([str(python), "-", str(ROOT), str(PYPROJECT), ",".join(extras)], input=_STATE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if run.returncode != 0:
+        return None
+    return json.loads(run.stdout)
+
+
+def is_installed(state):
+    return bool(state and state["from_here"] and not state["stale"] and not state["missing"])
+
+
+def pip_install(python, args):
+    return subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", *args],
+                          cwd=str(ROOT)).returncode
+
+
+def install_cpu_torch(python, state):
+    """Linux: PyTorch's CPU-only build, within pyproject.toml's ranges, before the rest (returns pip's status)."""
+    if not sys.platform.startswith("linux"):
+        print("--cpu: PyTorch's builds for macOS and Windows are CPU (or MPS) builds already; nothing to change.")
+        return 0
+    if state["torch"]:
+        print("--cpu: torch {} is already installed here, so it stays. For the CPU-only build, delete {} "
+              "and run again with --cpu.".format(state["torch"], VENV if python == _venv_python() else "it"))
+        return 0
+    wanted = [state["requirements"][name] for name in ("torch", "torchvision")]
+    print("Installing PyTorch's CPU-only build ({}) ...".format(", ".join(wanted)), flush=True)
+    return pip_install(python, ["--index-url", CPU_TORCH_INDEX, *wanted])
+
+
+def ensure_installed(python, extras, cpu=False):
+    """pip-install the course from this folder unless it is installed already; returns an exit status."""
+    state = installation_state(python, extras)
+    if is_installed(state):
+        return 0
+    spec = ".[{}]".format(",".join(extras)) if extras else "."
+    if state and state["pip"] is None:
+        return _no_pip(python)
+    if state and state["from_here"] and not state["unknown"]:
+        print("pyproject.toml asks for what this environment lacks: {}; updating it with pip ...".format(
+            "; ".join(state["missing"] + state["stale"])), flush=True)
+    else:
+        print("Installing the course ({}) into {}: the first time downloads PyTorch (about 3 GB on Linux, "
+              "less elsewhere) and takes a few minutes ...".format(spec, python), flush=True)
+    state = state if state and not state["unknown"] else None
+    if cpu and state:
+        status = install_cpu_torch(python, state)
+        if status:
+            print("Installing PyTorch's CPU-only build failed (exit {}); see pip's message above.".format(status),
+                  file=sys.stderr)
+            return status
+    if state and state["pip"] and tuple(int(p) for p in state["pip"].split(".")[:2] if p.isdigit()) < (21, 3):
+        pip_install(python, ["--upgrade", "pip>=21.3"])  # older pip cannot install pyproject.toml projects editable
+    status = pip_install(python, ["-e", spec])
+    if status == 0:
+        return 0
+    if state and state["from_here"] and not state["missing"]:
+        print("\npip could not update the installation (are you offline?). Going on with what is installed, "
+              "which differs from pyproject.toml only in: {}.\nRun the same command again when you are "
+              "online.\n".format("; ".join(state["stale"])), file=sys.stderr, flush=True)
+        return 0
+    print("Installation failed (exit {}); see pip's message above.".format(status), file=sys.stderr)
+    if state and state["missing"]:
+        print("Not installed yet: {}. If you are offline, connect and run this again.".format(
+            "; ".join(state["missing"])), file=sys.stderr)
+    return status or 1
+
+
+def _no_pip(python):
+    if python == _venv_python():
+        print("{} has no pip (left by an earlier failed set-up); removing it and making a new one.".format(VENV))
+        shutil.rmtree(str(VENV), ignore_errors=True)
+        return -1  # the caller starts over
+    print("{} has no pip: install pip into that environment, or deactivate it so that the course makes "
+          "its own .venv.".format(python), file=sys.stderr)
+    return 1
+
+
+# --- the two commands ----------------------------------------------------------------------------
+
+def running_as_root():
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def lab_command(python, rest):
+    """JupyterLab served from the repository root, so every link between folders resolves; lessons/ first."""
+    args = [str(python), "-m", "jupyter", "lab", "--ServerApp.root_dir={}".format(ROOT),
+            "--ContentsManager.preferred_dir=lessons"]
+    if running_as_root() and "--allow-root" not in rest:
+        print("Running as root (a container or WSL?): passing --allow-root, without which JupyterLab "
+              "refuses to start.", flush=True)
+        args.append("--allow-root")
+    return args + list(rest)
+
+
+def test_command(python, rest):
+    return [str(python), "-m", "pytest", *rest]
+
+
+def main(argv):
+    problem = python_problem(argv=argv)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
-    if not argv or argv[0] not in ("lab", "test"):
+    cpu = "--cpu" in argv[:1]
+    argv = argv[1:] if cpu else argv
+    if not argv or argv[0] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
-    python = python_for_course()
-    try:
-        install(python, "dev" if command == "test" else "")
-    except subprocess.CalledProcessError as err:
-        print(f"Installation failed (exit {err.returncode}); see pip's message above.", file=sys.stderr)
-        return err.returncode or 1
-    if command == "lab":
-        args = [str(python), "-m", "jupyter", "lab", "lessons/", *rest]
-    else:
-        args = [str(python), "-m", "pytest", *rest]
-    return subprocess.run(args, cwd=ROOT).returncode
+    for _attempt in range(2):
+        python, problem = python_for_course()
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
+        status = ensure_installed(python, ["dev"] if command == "test" else [], cpu=cpu)
+        if status != -1:
+            break
+    if status:
+        return max(status, 1)
+    args = (lab_command if command == "lab" else test_command)(python, rest)
+    return subprocess.run(args, cwd=str(ROOT)).returncode
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """A real browser: JupyterLab in headless Chromium runs lesson 01 and a widget notebook; widgets render, no cell errs.
 
 Needs Chromium (Debian's ``chromium`` package, or ``TLCOURSE_CHROMIUM=/path/to/chrome``) and the
-``playwright`` Python package (the ``dev`` extra); skipped when either is missing. ``.ci/run``
+``playwright`` Python package (the ``browser`` extra); skipped when either is missing. ``.ci/run``
 installs Chromium when it can. Screenshots go to ``$TLCOURSE_ARTIFACTS`` (else the test's temporary
 folder); their paths are printed.
 """
@@ -63,7 +63,7 @@ def browser_tools():
     chromium = _chromium()
     if chromium is None:
         pytest.skip("Chromium is not installed (apt-get install chromium, or set TLCOURSE_CHROMIUM)")
-    return chromium, pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
+    return chromium, pytest.importorskip("playwright.sync_api", reason="pip install -e .[browser] (Playwright)")
 
 
 @pytest.fixture()
