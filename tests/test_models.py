@@ -1,14 +1,18 @@
 """The pretrained backbone and model surgery behave as the lessons say they do."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 import skimage.data
 import torch
 from PIL import Image
+from torch import nn
 
 import tlcourse as tl
 from tlcourse import models
+from tlcourse.models import StagedModel
 
 
 def _top1(predictions):
@@ -50,7 +54,8 @@ def test_stages_run_in_order_reproduce_the_model(backbone):
         split = top(bottom(x))
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(split, expected)
-    assert tl.stage_names(backbone)[0] == "stem" and tl.stage_names(backbone)[-1] == "classifier"
+    names = list(tl.stages(backbone))
+    assert names[0] == "stem" and names[-1] == "classifier"
 
 
 def test_parameter_counts_add_up_to_the_published_4_65_million(backbone):
@@ -59,76 +64,10 @@ def test_parameter_counts_add_up_to_the_published_4_65_million(backbone):
     assert total == tl.count_parameters(backbone) == 4_652_008
 
 
-def test_freeze_until_leaves_only_later_stages_trainable():
-    model = tl.load_backbone()
-    tl.freeze_until(model, "stage6")
-    per_stage = {row["stage"]: row for row in tl.parameters_per_stage(model)}
-    for name in ("stem", "stage1", "stage5"):
-        assert per_stage[name]["trainable"] == 0
-    for name in ("stage6", "stage7", "conv_head", "classifier"):
-        assert per_stage[name]["trainable"] == per_stage[name]["parameters"] > 0
-    with pytest.raises(ValueError, match="stage6"):
-        tl.freeze_until(model, "stage9")
-
-
-def _bn_means(module):
-    return [bn.running_mean.clone() for bn in tl.iter_batchnorm(module)]
-
-
-def test_requires_grad_false_alone_lets_batchnorm_statistics_move():
-    model = tl.load_backbone()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    before = _bn_means(model)
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(4, 3, 64, 64) * 3 + 1)
-    assert any(not torch.equal(a, b) for a, b in zip(before, _bn_means(model)))
-
-
-def test_frozen_backbone_keeps_batchnorm_statistics_in_train_mode():
-    model = tl.load_backbone()
-    tl.freeze(model)
-    tl.replace_head(model, 2)
-    before = _bn_means(model)
-    model.train()  # as a training loop would
-    logits = model(torch.randn(4, 3, 64, 64) * 3 + 1)
-    logits.sum().backward()
-    assert all(torch.equal(a, b) for a, b in zip(before, _bn_means(model)))
-    assert tl.count_parameters(model, trainable_only=True) == 1280 * 2 + 2
-    tl.unfreeze(model)
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(4, 3, 64, 64) * 3 + 1)
-    assert any(not torch.equal(a, b) for a, b in zip(before, _bn_means(model)))
-
-
-def test_freeze_with_trainable_batchnorm_lets_statistics_adapt():
-    model = tl.load_backbone()
-    tl.freeze(model, batchnorm="train")
-    before = _bn_means(model)
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(4, 3, 64, 64))
-    assert any(not torch.equal(a, b) for a, b in zip(before, _bn_means(model)))
-    with pytest.raises(ValueError):
-        tl.freeze(model, batchnorm="sometimes")
-
-
 def test_replace_head_gives_a_new_trainable_classifier():
     model = tl.replace_head(tl.load_backbone(), 4)
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 4)
     assert tl.head(model).out_features == 4 and tl.head(model).weight.requires_grad
-
-
-def test_param_groups_give_each_stage_its_learning_rate():
-    model = tl.freeze_until(tl.replace_head(tl.load_backbone(), 2), "stage7")
-    groups = tl.param_groups(model, {"classifier": 1e-2, "stage7": 1e-4}, default=1e-3)
-    lrs = {g["name"]: g["lr"] for g in groups}
-    assert lrs == {"stage7": 1e-4, "conv_head": 1e-3, "classifier": 1e-2}
-    assert sum(p.numel() for g in groups for p in g["params"]) == tl.count_parameters(model, True)
-    with pytest.raises(ValueError, match="stage99"):
-        tl.param_groups(model, {"stage99": 1.0})
 
 
 def test_corrupt_weights_file_error_names_the_pip_package(tmp_path, monkeypatch):
@@ -152,13 +91,47 @@ def test_torchvision_model_offline_fails_with_a_clear_message(tmp_path, monkeypa
 
 def test_untrained_architectures_need_no_weights():
     resnet = tl.load_backbone("resnet18", pretrained=False)
-    assert tl.stage_names(resnet) == ["stem", "stage1", "stage2", "stage3", "stage4", "classifier"]
+    assert list(tl.stages(resnet)) == ["stem", "stage1", "stage2", "stage3", "stage4", "classifier"]
     assert tl.load_backbone(pretrained=False)(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
 
 
-def test_small_cnn_learns_its_own_stages():
-    cnn = tl.SmallCNN(num_classes=2, in_channels=3)
-    assert cnn(torch.randn(2, 3, 64, 64)).shape == (2, 2)
-    assert tl.stage_names(cnn)[-1] == "classifier"
-    tl.freeze_until(cnn, "stage3")
-    assert tl.count_parameters(cnn.parts["stage1"], trainable_only=True) == 0
+def test_small_cnn_has_named_stages_and_a_replaceable_head():
+    cnn = tl.SmallCNN(num_classes=2, in_channels=1, width=4)
+    assert cnn(torch.randn(2, 1, 32, 32)).shape == (2, 2)
+    assert list(tl.stages(cnn)) == ["stage1", "stage2", "stage3", "stage4", "classifier"]
+    tl.replace_head(cnn, 5)
+    assert cnn(torch.randn(2, 1, 32, 32)).shape == (2, 5) and tl.head(cnn).out_features == 5
+
+
+def _tiny_top():
+    """A model shaped like the top of a split backbone: conv stages, then a classifier."""
+    return StagedModel(OrderedDict(
+        stage6=nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
+        conv_head=nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8), nn.ReLU()),
+        classifier=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(8, 2)),
+    ))
+
+
+def test_stage_costs_cover_every_stage():
+    model = _tiny_top()
+    rows = tl.stage_costs(model, torch.randn(2, 4, 5, 5), repeats=1)
+    assert [r["stage"] for r in rows] == ["stage6", "conv_head", "classifier"]
+    assert rows[0]["parameters"] == sum(p.numel() for p in model.parts["stage6"].parameters())
+    assert all(r["seconds"] >= 0 for r in rows)
+
+
+def test_stage_costs_time_each_stage_on_the_previous_stage_output():
+    calls = []
+
+    class Spy(nn.Module):
+        def __init__(self, name, out_channels):
+            super().__init__()
+            self.name, self.conv = name, nn.Conv2d(2, out_channels, 1)
+
+        def forward(self, x):
+            calls.append((self.name, tuple(x.shape)))
+            return self.conv(x[:, :2])
+
+    model = StagedModel(OrderedDict(a=Spy("a", 3), b=Spy("b", 2)))
+    tl.stage_costs(model, torch.randn(1, 2, 4, 4), repeats=2)
+    assert calls == [("a", (1, 2, 4, 4))] * 2 + [("b", (1, 3, 4, 4))] * 2

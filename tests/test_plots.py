@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import tlcourse as tl
+from tlcourse.train import History
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +48,7 @@ def test_plot_stage_parameters_stacks_trainable_under_frozen():
 
 def test_plot_stage_parameters_accepts_a_real_model(backbone):
     ax = tl.plot_stage_parameters(tl.parameters_per_stage(backbone))
-    assert [tick.get_text() for tick in ax.get_xticklabels()] == tl.stage_names(backbone)
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == list(tl.stages(backbone))
 
 
 def test_show_feature_maps_has_one_row_per_layer_and_shows_the_most_structured_channels_first():
@@ -72,3 +73,28 @@ def test_show_predictions_draws_an_image_and_a_bar_chart_per_image():
 def test_show_images_titles_can_be_coloured():
     fig = tl.show_images([np.zeros((4, 4))] * 2, titles=["right", "wrong"], columns=2, colours=["green", "red"])
     assert fig.axes[1].title.get_color() == "red"
+
+
+def test_plots_draw_history_confusion_matrix_and_images():
+    history = History()
+    for epoch in range(3):
+        history.append(epoch=epoch + 1, train_loss=1.0 / (epoch + 1), train_accuracy=0.5 + 0.1 * epoch,
+                       val_loss=1.2 / (epoch + 1), val_accuracy=0.5)
+    assert len(tl.plot_history(history).axes) == 2
+    ax = tl.plot_confusion_matrix(np.array([[5, 1], [2, 7]]), ["functional", "defective"])
+    assert [t.get_text() for t in ax.texts] == ["5", "1", "2", "7"]
+    fig = tl.show_images([np.zeros((8, 8)), torch.zeros(3, 8, 8)], titles=["a", "b"], columns=2)
+    assert len(fig.axes) == 2
+
+
+def test_plot_data_efficiency_draws_mean_over_seeds_per_strategy_against_training_size():
+    rows = [{"strategy": name, "per_class": size, "n_train": 1000 if size is None else 2 * size, "seed": seed,
+             "seconds": 1.0, "accuracy": base + (0.1 if size is None else 0.0) + 0.02 * seed}
+            for name, base in (("probe", 0.8), ("from scratch", 0.6)) for size in (5, None) for seed in (0, 1)]
+    ax = tl.plot_data_efficiency(rows, baseline=0.687)
+    assert [bars.get_label() for bars in ax.containers] == ["probe", "from scratch"]
+    lines = [bars.lines[0] for bars in ax.containers]
+    assert lines[0].get_xdata().tolist() == [10, 1000]
+    assert lines[0].get_ydata().tolist() == pytest.approx([81.0, 91.0])  # mean over the two seeds, in %
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["10\n(5/class)", "1000\n(full)"]
+    assert any("68.7%" in text.get_text() for text in ax.get_legend().get_texts())
