@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tlcourse as tl
-from tlcourse.checks import Verdict, evidence_for, get_task, judge_evidence, lesson_tasks, run_check
+from tlcourse.grading.checks import Verdict, evidence_for, get_task, judge_evidence, lesson_tasks, run_check
 
 ROOT = Path(__file__).resolve().parent.parent
 
