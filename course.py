@@ -8,7 +8,7 @@ It installs into ./.venv, which it creates, unless you run it from an activated 
 environment or conda environment (not conda's base), in which case it installs there.
 Extra arguments go to JupyterLab or pytest: python course.py test tests/test_project.py -x
 
-Option, before the command:
+Option, before or right after the command:
     --cpu    Linux only: take PyTorch's CPU-only build (a smaller download, no CUDA libraries)
              when this environment has no PyTorch yet. macOS and Windows get CPU builds anyway.
 
@@ -231,6 +231,8 @@ def install_cpu_torch(python, state):
     if not sys.platform.startswith("linux"):
         print("--cpu: PyTorch's builds for macOS and Windows are CPU (or MPS) builds already; nothing to change.")
         return 0
+    if state["torch"] and "+cpu" in state["torch"]:
+        return 0
     if state["torch"]:
         print("--cpu: torch {} is already installed here, so it stays. For the CPU-only build, delete {} "
               "and run again with --cpu.".format(state["torch"], VENV if python == _venv_python() else "it"))
@@ -244,7 +246,7 @@ def ensure_installed(python, extras, cpu=False):
     """pip-install the course from this folder unless it is installed already; returns an exit status."""
     state = installation_state(python, extras)
     if is_installed(state):
-        return 0
+        return install_cpu_torch(python, state) if cpu else 0  # --cpu then only says why nothing changes
     spec = ".[{}]".format(",".join(extras)) if extras else "."
     if state and state["pip"] is None:
         return _no_pip(python)
@@ -314,8 +316,8 @@ def main(argv):
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    cpu = "--cpu" in argv[:1]
-    argv = argv[1:] if cpu else argv
+    cpu = "--cpu" in argv[:2]  # before or right after the command
+    argv = [a for i, a in enumerate(argv) if not (i < 2 and a == "--cpu")]
     if not argv or argv[0] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         return 2

@@ -203,7 +203,10 @@ def test_cpu_torch_is_asked_for_within_pyprojects_ranges(monkeypatch):
     assert course.install_cpu_torch(Path("python"), state) == 0
     assert asked == [["--index-url", course.CPU_TORCH_INDEX, requirements["torch"], requirements["torchvision"]]]
     asked.clear()
-    assert course.install_cpu_torch(Path("python"), {**state, "torch": "2.14.1"}) == 0 and not asked
+    for installed in ("2.14.1", "2.14.1+cpu"):  # an installed torch stays: --cpu changes only a fresh install
+        assert course.install_cpu_torch(Path("python"), {**state, "torch": installed}) == 0 and not asked
+    monkeypatch.setattr(course.sys, "platform", "win32")
+    assert course.install_cpu_torch(Path("python"), state) == 0 and not asked  # PyPI's wheels are CPU there
 
 
 # --- JupyterLab ----------------------------------------------------------------------------------
