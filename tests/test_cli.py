@@ -4,7 +4,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tlcourse import doctor, models
+from tlcourse import models
+from tlcourse.tooling import doctor
 
 
 def test_doctor_reports_a_ready_course():

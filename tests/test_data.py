@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from sklearn.model_selection import train_test_split
 
 import tlcourse as tl
+from tlcourse.data import elpv_strata
 
 
 def test_elpv_has_2624_cells_with_the_published_label_counts(elpv):
@@ -48,6 +51,54 @@ def test_validation_split_comes_only_from_the_training_part():
     assert len(np.intersect1d(fit, val)) == 0
     assert set(fit) | set(val) == set(train) and not set(val) & set(test)
     assert len(val) == pytest.approx(0.2 * len(train), abs=1)
+
+
+def test_elpv_strata_are_module_type_and_defect_probability(elpv):
+    strata = elpv_strata()
+    assert len(strata) == 2624 and len(set(strata)) == 8  # mono/poly x 0, 1/3, 2/3, 1
+    assert np.array_equal(strata, np.char.add(elpv.module_types.astype(str), elpv.labels4.astype(str)))
+    some = np.array([5, 0, 2000])
+    assert np.array_equal(elpv_strata(some), strata[some])
+
+
+def test_elpv_split_and_validation_split_stratify_on_elpv_strata():
+    strata = elpv_strata()
+    train, test = tl.elpv_split(seed=3)
+    reference = train_test_split(np.arange(2624), test_size=0.25, random_state=3, stratify=strata)
+    assert np.array_equal(train, np.sort(reference[0])) and np.array_equal(test, np.sort(reference[1]))
+    for stratum in np.unique(strata):  # every stratum is split 75/25, up to one cell of rounding
+        assert abs(np.sum(strata[test] == stratum) - 0.25 * np.sum(strata == stratum)) <= 1
+    fit, val = tl.validation_split(train, seed=1)
+    for stratum in np.unique(strata):
+        assert abs(np.sum(strata[val] == stratum) - 0.2 * np.sum(strata[train] == stratum)) <= 1
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_turning_an_elpv_cell_keeps_its_label(turns):
+    """The premise of the benchmark's views: turned cells are valid cells with the same label."""
+    plain, turned = tl.load_elpv(transform=tl.preprocess(16)), tl.load_elpv(transform=tl.preprocess(16, turns=turns))
+    (image, label), (reference, _) = turned[0], plain[0]
+    assert image.shape == (3, 16, 16) and label == plain.labels[0]
+    assert torch.equal(image, torch.rot90(reference, turns, dims=(-2, -1)))
+
+
+def test_cells_as_tensor_scales_to_minus_one_one():
+    x = tl.cells_as_tensor(np.array([[[0, 255], [255, 0]]], dtype=np.uint8).repeat(4, 1).repeat(4, 2), size=4)
+    assert x.shape == (1, 1, 4, 4) and x.dtype == torch.float32 and x.min() == -1 and x.max() == 1
+    small = tl.cells_as_tensor(np.full((3, 300, 300), 51, dtype=np.uint8), size=64)
+    assert small.shape == (3, 1, 64, 64) and torch.allclose(small, torch.tensor(51 / 255 * 2 - 1))
+
+
+def test_image_list_serves_images_in_memory_without_labels():
+    grey, rgb = np.zeros((10, 12), np.uint8), np.full((7, 7, 3), 255, np.uint8)
+    photos = tl.ImageList([grey, rgb, Image.fromarray(grey), rgb[1:5, 2:6]], tl.preprocess(16))
+    assert len(photos) == 4
+    for i in range(4):
+        image, label = photos[i]
+        assert image.shape == (3, 16, 16) and label == -1
+    assert torch.equal(photos[3][0], photos[1][0])  # a crop (a view of an array) is read like the whole
+    raw = tl.ImageList(iter([grey]))
+    assert raw[0][0] is grey and len(raw) == 1
 
 
 def test_per_class_subset_takes_exactly_n_of_each_class(elpv):

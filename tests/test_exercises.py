@@ -7,9 +7,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tlcourse.checks import lesson_tasks
 from tlcourse.cli import main
-from tlcourse.exercises import (
+from tlcourse.grading.checks import lesson_tasks
+from tlcourse.tooling.exercises import (
     BEGIN,
     END,
     ExerciseError,

@@ -6,7 +6,6 @@ Every submission is graded in one ``tlcourse grade`` call (two at a time) to kee
 from __future__ import annotations
 
 import csv
-import fcntl
 import json
 import os
 import time
@@ -14,11 +13,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from filelock import FileLock
 
 from tlcourse.cli import main
-from tlcourse.exercises import answer_task
 from tlcourse.grading import Settings, feedback_name, grade
 from tlcourse.grading.kernel import run_notebook
+from tlcourse.tooling.exercises import answer_task
 
 from check_helpers import FREEZE_PARAMETERS_ONLY, ROOT, define
 
@@ -61,13 +61,13 @@ def _tamper_with_the_rest(nb) -> None:
 TAMPERING = """
 import torch
 import tlcourse
-import tlcourse.checks
+import tlcourse.grading.checks
 import tlcourse.models
 tl.check = lambda *args, **kwargs: print("correct")
-tlcourse.checks.passed = tlcourse.checks.hint
-tlcourse.checks.judge_evidence = lambda *args, **kwargs: tlcourse.checks.Verdict(True, "ok")
-tlcourse.checks.evidence_for = lambda *args, **kwargs: {"kind": "number", "value": 1.0}
-tlcourse.checks.collect_evidence = lambda *args, **kwargs: None
+tlcourse.grading.checks.passed = tlcourse.grading.checks.hint
+tlcourse.grading.checks.judge_evidence = lambda *args, **kwargs: tlcourse.grading.checks.Verdict(True, "ok")
+tlcourse.grading.checks.evidence_for = lambda *args, **kwargs: {"kind": "number", "value": 1.0}
+tlcourse.grading.checks.collect_evidence = lambda *args, **kwargs: None
 tlcourse.models.count_parameters = lambda *args, **kwargs: 42
 tlcourse.models.load_backbone = lambda *args, **kwargs: torch.nn.Linear(1, 1)
 torch.equal = lambda *args, **kwargs: True
@@ -93,8 +93,7 @@ def graded(tmp_path_factory, request):
     if hasattr(request.config, "workerinput"):
         shared = shared.parent
     results = shared / "graded.json"
-    with open(shared / "graded.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(str(shared / "graded.lock")):
         if not results.is_file():
             results.write_text(json.dumps(_grade_everything(shared / "submissions")))
     rows, feedback, folder, seconds = json.loads(results.read_text())
@@ -197,7 +196,7 @@ def test_tampering_with_checks_and_tlcourse_earns_nothing(graded):
 
 
 def test_hidden_tests_are_stricter_than_the_checks(graded):
-    from tlcourse.checks import run_check
+    from tlcourse.grading.checks import run_check
 
     assert run_check("01.batchnorm", define(STRICTER, "freeze_body")).passed
     rows, *_ = graded

@@ -7,7 +7,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from tlcourse import cli, site
+from tlcourse import cli
+from tlcourse.tooling import site
 
 PLOT = """import matplotlib.pyplot as plt
 import tlcourse as tl
