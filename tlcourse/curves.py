@@ -51,7 +51,8 @@ def fine_tuning_strategy(
     epochs = epochs_for(len(train_idx), batch_size, min_steps, max_epochs)
     model, _ = fine_tune_top(top, activations, labels, train_idx, epochs, head_init=probe, batch_size=batch_size,
                              seed=seed, device=device, progress=False, **settings)
-    return predict(model, torch.as_tensor(activations)[test_idx], device=device)
+    views = activations if isinstance(activations, (list, tuple)) else [activations]
+    return predict(model, [torch.as_tensor(view)[test_idx] for view in views], device=device)
 
 
 def from_scratch_strategy(

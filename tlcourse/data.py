@@ -9,7 +9,6 @@ from typing import Callable
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
 ELPV_PACKAGE = "elpv-dataset"
@@ -129,6 +128,8 @@ def elpv_split(seed: int = 0, test_size: float = 0.25) -> tuple[np.ndarray, np.n
     With the defaults that is 1968 training and 656 test cells. Never tune on the test part:
     carve a validation split out of ``train_idx`` with :func:`validation_split`.
     """
+    from sklearn.model_selection import train_test_split
+
     strata = elpv_strata()
     train, test = train_test_split(np.arange(len(strata)), test_size=test_size, random_state=seed, stratify=strata)
     return np.sort(train), np.sort(test)
@@ -136,6 +137,8 @@ def elpv_split(seed: int = 0, test_size: float = 0.25) -> tuple[np.ndarray, np.n
 
 def validation_split(train_idx, seed: int = 0, val_size: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
     """Carve ``(fit_idx, val_idx)`` out of ELPV training indices, stratified like the test split."""
+    from sklearn.model_selection import train_test_split
+
     train_idx = np.asarray(train_idx)
     fit, val = train_test_split(train_idx, test_size=val_size, random_state=seed, stratify=elpv_strata(train_idx))
     return np.sort(fit), np.sort(val)

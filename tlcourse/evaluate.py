@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn import metrics as skm
 
 
 def classification_metrics(y_true, probabilities, groups=None) -> dict:
@@ -11,6 +10,8 @@ def classification_metrics(y_true, probabilities, groups=None) -> dict:
     ``probabilities`` is ``(n, classes)`` (or ``(n,)`` for the positive class of a binary task).
     With ``groups`` (e.g. the module types 'mono'/'poly') it adds ``accuracy_<group>``.
     """
+    from sklearn import metrics as skm
+
     y_true = np.asarray(y_true)
     probabilities = np.asarray(probabilities, dtype=float)
     if probabilities.ndim == 1:
@@ -34,6 +35,8 @@ def classification_metrics(y_true, probabilities, groups=None) -> dict:
 
 
 def _roc_auc(y_true, probabilities) -> float:
+    from sklearn import metrics as skm
+
     if len(np.unique(y_true)) < 2:
         return float("nan")  # undefined with a single class present
     if probabilities.shape[1] == 2:

@@ -190,7 +190,8 @@ def tensor_loader(x, y, batch_size: int = 64, shuffle: bool = False, seed: int |
 
     ``x`` is one tensor, or a list of tensors that hold *views* of the same examples (the same
     cells under different turns): then every time an example is drawn, it comes in one of its
-    views at random (augmentation at the price of a lookup).
+    views at random (augmentation at the price of a lookup). ``seed`` fixes the order; the views
+    are drawn from torch's global generator, which ``tl.seed_everything`` fixes.
     """
     y = torch.as_tensor(np.asarray(y), dtype=torch.long)
     if isinstance(x, (list, tuple)):
