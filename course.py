@@ -150,7 +150,8 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 root, pyproject, extras = Path(sys.argv[1]), Path(sys.argv[2]), [e for e in sys.argv[3].split(",") if e]
 sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != os.path.abspath(str(root))]  # not ./*.egg-info
-state = {"unknown": False, "pip": None, "from_here": False, "stale": [], "missing": [], "torch": None, "requirements": {}}
+state = {"unknown": False, "pip": None, "from_here": False, "stale": [], "missing": [], "torch": None,
+         "requirements": {}}
 try:
     state["pip"] = metadata.version("pip")
 except metadata.PackageNotFoundError:
@@ -254,8 +255,9 @@ def ensure_installed(python, extras, cpu=False):
         print("pyproject.toml asks for what this environment lacks: {}; updating it with pip ...".format(
             "; ".join(state["missing"] + state["stale"])), flush=True)
     else:
-        print("Installing the course ({}) into {}: the first time downloads PyTorch (about 3 GB on Linux, "
-              "less elsewhere) and takes a few minutes ...".format(spec, python), flush=True)
+        print("Installing the course ({}) into {}: the first time downloads PyTorch and the rest (about "
+              "3.3 GB on Linux, less elsewhere; less with --cpu) and takes several minutes ...".format(spec, python),
+              flush=True)
     state = state if state and not state["unknown"] else None
     if cpu and state:
         status = install_cpu_torch(python, state)

@@ -243,7 +243,8 @@ def course_lab(tmp_path):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text(encoding="utf-8")[-3000:])
+                    log_text = (tmp_path / "lab.log").read_text(encoding="utf-8")
+                    pytest.fail("JupyterLab did not start:\n" + log_text[-3000:])
                 time.sleep(0.5)
         yield url, token
     finally:

@@ -87,7 +87,8 @@ def test_no_unix_only_module_in_the_package_tests_or_scripts():
     pattern = re.compile(r"^\s*(import|from)\s+(fcntl|resource|termios|pwd|grp)\b", re.MULTILINE)
     files = [ROOT / "course.py", ROOT / "conftest.py",
              *(p for d in ("tlcourse", "tests", "benchmarks") for p in (ROOT / d).rglob("*.py"))]
-    offenders = [str(p.relative_to(ROOT)) for p in files if p.exists() and pattern.search(p.read_text(encoding="utf-8"))]
+    offenders = [str(p.relative_to(ROOT)) for p in files
+                 if p.exists() and pattern.search(p.read_text(encoding="utf-8"))]
     assert not offenders, f"these import a module that Windows lacks: {offenders}"
 
 
