@@ -335,7 +335,17 @@ def main(argv):
     if status:
         return max(status, 1)
     args = (lab_command if command == "lab" else test_command)(python, rest)
-    return subprocess.run(args, cwd=str(ROOT)).returncode
+    return run_in_place(args)
+
+
+def run_in_place(args):
+    """Become JupyterLab or pytest (POSIX), so that a signal to course.py reaches it; Windows waits for it."""
+    os.chdir(str(ROOT))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execv(args[0], args)
+    return subprocess.run(args).returncode
 
 
 if __name__ == "__main__":
