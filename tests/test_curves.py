@@ -1,26 +1,14 @@
 """The data-efficiency curve of lesson 04: three strategies, the curve, its summary and the verdict (tlcourse/curves.py)."""
 from __future__ import annotations
 
-from collections import OrderedDict
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import tlcourse as tl
 from tlcourse.curves import accuracy_claim, data_claim, disagreement, gap, time_claim
-from tlcourse.models import StagedModel
-
-
-def _tiny_top():
-    """A model shaped like the top of a split backbone: conv stages, then a classifier."""
-    torch.manual_seed(0)
-    return StagedModel(OrderedDict(
-        stage6=nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
-        conv_head=nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8), nn.ReLU()),
-        classifier=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(8, 2)),
-    ))
+from tiny_models import tiny_top
 
 
 def _data(n=40):
@@ -38,7 +26,7 @@ def test_strategies_return_test_probabilities():
     train_idx, test_idx = np.arange(30), np.arange(30, 40)
     for probs in (
         tl.linear_probe_strategy(features, labels, test_idx, train_idx=train_idx, seed=0),
-        tl.fine_tuning_strategy(_tiny_top(), activations, features, labels, test_idx, train_idx=train_idx,
+        tl.fine_tuning_strategy(tiny_top(), activations, features, labels, test_idx, train_idx=train_idx,
                                 seed=0, min_steps=2, max_epochs=2, device="cpu"),
         tl.from_scratch_strategy(images, labels, test_idx, train_idx=train_idx, seed=0, min_steps=2, max_epochs=2,
                                  width=4, device="cpu"),
@@ -60,10 +48,10 @@ def test_fine_tuning_strategy_fine_tunes_the_top_from_a_probe_for_epochs_sized_t
     train_idx, test_idx = np.arange(30), np.arange(30, 40)
     probe = tl.fit_probe(features[train_idx], labels[train_idx], C=0.05)
     epochs = tl.epochs_for(30, 16, min_steps=5, max_epochs=3)
-    model, _ = tl.fine_tune_top(_tiny_top(), activations, labels, train_idx, epochs, head_init=probe, batch_size=16,
+    model, _ = tl.fine_tune_top(tiny_top(), activations, labels, train_idx, epochs, head_init=probe, batch_size=16,
                                 batchnorm="train", seed=3, device="cpu", progress=False)
     expected = tl.predict(model, activations[test_idx], device="cpu")
-    probs = tl.fine_tuning_strategy(_tiny_top(), activations, features, labels, test_idx, train_idx, seed=3,
+    probs = tl.fine_tuning_strategy(tiny_top(), activations, features, labels, test_idx, train_idx, seed=3,
                                     min_steps=5, max_epochs=3, batch_size=16, device="cpu", batchnorm="train")
     np.testing.assert_allclose(probs, expected, atol=1e-6)
 

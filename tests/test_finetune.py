@@ -12,16 +12,7 @@ from torch import nn
 import tlcourse as tl
 from tlcourse.freezing import iter_batchnorm
 from tlcourse.models import StagedModel
-
-
-def _tiny_top():
-    """A model shaped like the top of a split backbone: conv stages with BatchNorm, then a classifier."""
-    torch.manual_seed(0)
-    return StagedModel(OrderedDict(
-        stage6=nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
-        conv_head=nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8), nn.ReLU()),
-        classifier=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(8, 2)),
-    ))
+from tiny_models import tiny_top
 
 
 def _separable_views(n=120, seed=0, views=4):
@@ -43,7 +34,7 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
 
 def test_fine_tune_top_on_views_learns_and_leaves_the_given_top_untouched():
     views, y = _separable_views()
-    top = _tiny_top()
+    top = tiny_top()
     template = copy.deepcopy(top)
     train, test = np.arange(80), np.arange(80, 120)
     untrained = _accuracy(top, views, y, test)
@@ -86,7 +77,7 @@ def test_fine_tune_top_shows_each_training_cell_in_one_of_its_views_each_epoch()
 
 
 def test_fine_tune_top_starts_from_the_probe():
-    top = _tiny_top()
+    top = tiny_top()
     activations, labels = torch.randn(24, 4, 5, 5), np.arange(24) % 2
     probe = nn.Linear(8, 2)
     kept = copy.deepcopy(probe)
@@ -101,7 +92,7 @@ def test_fine_tune_top_starts_from_the_probe():
 
 
 def test_fine_tune_top_validates_every_epoch_when_given_validation_cells():
-    top = _tiny_top()
+    top = tiny_top()
     activations, labels = torch.randn(24, 4, 5, 5), np.arange(24) % 2
     _, history = tl.fine_tune_top(top, activations, labels, np.arange(16), epochs=2, val_idx=np.arange(16, 24),
                                   device="cpu", progress=False)
@@ -115,7 +106,7 @@ def _running_means(model):
 def test_batchnorm_eval_keeps_the_stored_statistics_and_train_moves_them():
     views, y = _separable_views(n=48)
     shifted = [v * 3 + 2 for v in views]  # data whose statistics are far from the stored ones
-    top = _tiny_top()
+    top = tiny_top()
     stored = _running_means(top)
     kept, _ = tl.fine_tune_top(top, shifted, y, np.arange(48), epochs=1, batchnorm="eval", device="cpu",
                                progress=False)
@@ -131,20 +122,20 @@ def test_batchnorm_eval_keeps_the_stored_statistics_and_train_moves_them():
 def test_label_smoothing_and_schedule_reach_the_training_loop():
     views, y = _separable_views(n=48)
     settings = dict(epochs=2, batch_size=16, seed=0, device="cpu", progress=False)
-    plain, plain_history = tl.fine_tune_top(_tiny_top(), views, y, np.arange(48), **settings)
-    _, smooth_history = tl.fine_tune_top(_tiny_top(), views, y, np.arange(48), label_smoothing=0.2, **settings)
+    plain, plain_history = tl.fine_tune_top(tiny_top(), views, y, np.arange(48), **settings)
+    _, smooth_history = tl.fine_tune_top(tiny_top(), views, y, np.arange(48), label_smoothing=0.2, **settings)
     # the same seed draws the same first batch from the same weights: only the loss differs
     assert smooth_history["batch_loss"][0] != pytest.approx(plain_history["batch_loss"][0])
-    onecycle, _ = tl.fine_tune_top(_tiny_top(), views, y, np.arange(48), schedule="onecycle", warmup=0.5, **settings)
+    onecycle, _ = tl.fine_tune_top(tiny_top(), views, y, np.arange(48), schedule="onecycle", warmup=0.5, **settings)
     assert not _same_weights(onecycle, plain)
-    again, again_history = tl.fine_tune_top(_tiny_top(), views, y, np.arange(48), **settings)
+    again, again_history = tl.fine_tune_top(tiny_top(), views, y, np.arange(48), **settings)
     assert _same_weights(again, plain) and again_history["batch_loss"] == plain_history["batch_loss"]  # repeatable
     with pytest.raises(ValueError, match="schedule"):
-        tl.fine_tune_top(_tiny_top(), views, y, np.arange(48), schedule="step", **settings)
+        tl.fine_tune_top(tiny_top(), views, y, np.arange(48), schedule="step", **settings)
 
 
 def test_weight_change_is_zero_for_a_copy_and_grows_with_the_update():
-    model = _tiny_top()
+    model = tiny_top()
     before = copy.deepcopy(model)
     assert all(v == 0 for v in tl.weight_change(before, model).values())
     with torch.no_grad():
@@ -156,7 +147,7 @@ def test_weight_change_is_zero_for_a_copy_and_grows_with_the_update():
 
 def test_weight_change_shows_which_stages_fine_tuning_moved():
     views, y = _separable_views(n=48)
-    top = _tiny_top()
+    top = tiny_top()
     tl.freeze(top.parts["stage6"])
     model, _ = tl.fine_tune_top(top, views, y, np.arange(48), epochs=2, device="cpu", progress=False)
     change = tl.weight_change(top, model)
