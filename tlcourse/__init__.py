@@ -20,9 +20,9 @@ from .models import (AssetError, SmallCNN, classify_imagenet, count_parameters, 
 from .plots import (plot_confusion_matrix, plot_data_efficiency, plot_embeddings, plot_history, plot_stage_parameters,
                     show_feature_maps, show_images, show_predictions)
 from .probes import choose_C, fit_probe, grouped_cv_accuracy, probe_accuracy, stage_probes
-from .shift import distance_matrix, mmd, random_crops, render_words
+from .shift import distance_matrix, random_crops, render_words
 from .train import epochs_for, fit, param_groups, predict, tensor_loader
-from .transforms import preprocess, random_dihedral
+from .transforms import preprocess
 from .utils import Timer, device, seed_everything, torch_threads
 from .widgets import data_size_explorer, flashcards, freezing_explorer, quiz_bank
 
@@ -44,11 +44,11 @@ __all__ = [
     # 03 fine-tuning: cut, discriminative learning rates, the top trained on cached activations
     "split_at", "param_groups", "fine_tune_top", "weight_change", "stage_costs", "probe_accuracy",
     # 04 limited data: the three strategies over sizes and seeds, and the verdict
-    "per_class_subset", "cells_as_tensor", "epochs_for", "random_dihedral", "linear_probe_strategy",
+    "per_class_subset", "cells_as_tensor", "epochs_for", "linear_probe_strategy",
     "fine_tuning_strategy", "from_scratch_strategy", "data_efficiency_curve", "summarise", "format_summary",
     "plot_data_efficiency", "data_efficiency_verdict", "data_size_explorer",
     # 05 different distributions: which layers transfer, distances, images from elsewhere
-    "ImageList", "stage_probes", "grouped_cv_accuracy", "distance_matrix", "mmd", "random_crops", "render_words",
+    "ImageList", "stage_probes", "grouped_cv_accuracy", "distance_matrix", "random_crops", "render_words",
     # 06 your own data
     "load_image_folder",
     # the benchmark: views under quarter turns, multi-stage features, C chosen on validation
