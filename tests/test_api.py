@@ -15,7 +15,7 @@ import tlcourse as tl
 ROOT = Path(__file__).resolve().parents[1]
 INIT = ROOT / "tlcourse" / "__init__.py"
 NOTEBOOK_DIRS = ("lessons", "solutions", "exercises")
-MAX_NAMES = 75
+MAX_NAMES = 70  # issue 12 asked for "about 60"; each of these is called by a notebook or the benchmark
 TL_NAME = re.compile(r"(?<![\w.])tl\.([A-Za-z_]\w*)")  # `tl.fit(` or `tl.fit??`, not `x.tl.fit` or `mytl.fit`
 
 
