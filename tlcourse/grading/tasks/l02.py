@@ -73,10 +73,10 @@ def split_evidence(answer, strict: bool) -> dict:
 
 @lru_cache(maxsize=8)
 def _reference_split(seed: int) -> dict[str, frozenset]:
-    train, test = data.elpv_split(seed)
-    fit, val = data.validation_split(train, seed)
+    train_cells, test = data.elpv_split(seed)
+    fit, val = data.validation_split(train_cells, seed)
     return {"fit": frozenset(fit.tolist()), "val": frozenset(val.tolist()), "test": frozenset(test.tolist()),
-            "train": frozenset(train.tolist())}
+            "train": frozenset(train_cells.tolist())}
 
 
 def _split_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
@@ -362,8 +362,8 @@ def probe_evidence(answer, strict: bool) -> dict:
 def _probe_reference() -> dict:
     x = _elpv_features().numpy()
     labels = data.load_elpv().labels
-    train, test = data.elpv_split(0)
-    fit, val = data.validation_split(train, 0)
+    train_cells, test = data.elpv_split(0)  # not `train`: that name is the module
+    fit, val = data.validation_split(train_cells, 0)
     probe = probes.fit_probe(x[fit], labels[fit])
     predicted = train.predict(probe, x, device="cpu").argmax(1)
     return {"labels": labels, "fit": fit, "val": val, "test": test,
