@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LESSON = ROOT / "lessons" / "01_transfer_learning_basics.ipynb"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-WIDGET_CALLS = ("tl.quiz(", "tl.quiz_bank(", "tl.flashcards(", "tl.freezing_explorer(", "tl.data_size_explorer(")
+WIDGET_CALLS = ("tl.widgets.quiz(", "tl.quiz_bank(", "tl.flashcards(", "tl.freezing_explorer(", "tl.data_size_explorer(")
 
 
 def _chromium() -> str | None:
@@ -49,7 +49,7 @@ def _widget_notebook() -> nbformat.NotebookNode:
     return new_notebook(cells=[
         new_markdown_cell("# Widgets in a real frontend"),
         new_code_cell("import tlcourse as tl\nprint('frontend detected:', tl.widgets.frontend_attached())"),
-        new_code_cell('tl.quiz("What does requires_grad=False leave free to move?", '
+        new_code_cell('tl.widgets.quiz("What does requires_grad=False leave free to move?", '
                       '["Nothing", "BatchNorm running statistics", "The learning rate"], answer=1, '
                       'explanation="Running statistics are buffers, not parameters.")'),
         new_code_cell(f"tl.data_size_explorer({rows!r})"),
