@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import tlcourse as tl
+from tlcourse.shift import mmd
 from tlcourse.grading.checks import lesson_tasks
 
 from check_helpers import (answer_of, fails_with, forged_evidence_never_passes, lenient_evidence, notebook_fixtures,
@@ -196,7 +197,7 @@ def _mmd(diagonal=True, factor=2.0, square=True, root=False):
 
 def test_mmd_names_the_typical_mistakes():
     passes("05.mmd", _mmd())
-    passes("05.mmd", lambda a, b, bw: tl.mmd(a, b, bw))
+    passes("05.mmd", lambda a, b, bw: mmd(a, b, bw))
     fails_with("05.mmd", _mmd(diagonal=False), "biased")
     fails_with("05.mmd", _mmd(factor=1.0), "factor 2")
     fails_with("05.mmd", _mmd(square=False), "*squared* distance")

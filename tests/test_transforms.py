@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import tlcourse as tl
-from tlcourse.transforms import QuarterTurn
+from tlcourse.transforms import QuarterTurn, random_dihedral
 
 
 def _image(height=40, width=30, seed=0):
@@ -71,7 +71,7 @@ def test_augmented_preprocess_shows_each_image_in_only_its_eight_dihedral_poses(
 def test_random_dihedral_turns_each_image_into_one_of_its_eight_poses():
     images = torch.arange(2 * 16, dtype=torch.float32).reshape(2, 1, 4, 4).repeat(16, 1, 1, 1)
     before = images.clone()
-    out = tl.random_dihedral(images, torch.Generator().manual_seed(0))
+    out = random_dihedral(images, torch.Generator().manual_seed(0))
     assert torch.equal(images, before)  # the input is not modified in place
     for original, moved in zip(images, out):
         assert any(torch.equal(moved, pose) for pose in _poses(original))
@@ -81,16 +81,16 @@ def test_random_dihedral_turns_each_image_into_one_of_its_eight_poses():
 def test_random_dihedral_reaches_all_eight_poses_and_repeats_with_a_seeded_generator():
     image = torch.arange(16, dtype=torch.float32).reshape(1, 4, 4)
     batch = image.expand(400, 1, 4, 4)
-    out = tl.random_dihedral(batch, torch.Generator().manual_seed(1))
+    out = random_dihedral(batch, torch.Generator().manual_seed(1))
     poses = _poses(image)
     reached = {next(i for i, pose in enumerate(poses) if torch.equal(o, pose)) for o in out}
     assert reached == set(range(8))
-    assert torch.equal(out, tl.random_dihedral(batch, torch.Generator().manual_seed(1)))
+    assert torch.equal(out, random_dihedral(batch, torch.Generator().manual_seed(1)))
 
 
 def test_random_dihedral_treats_a_single_image_as_a_batch_of_one():
     image = torch.arange(2 * 5 * 5, dtype=torch.float32).reshape(2, 5, 5)
     torch.manual_seed(0)
     for _ in range(10):
-        out = tl.random_dihedral(image)
+        out = random_dihedral(image)
         assert out.shape == image.shape and any(torch.equal(out, pose) for pose in _poses(image))

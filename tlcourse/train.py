@@ -105,7 +105,7 @@ def fit(
     * ``scheduler``: ``"onecycle"``, ``"cosine"`` (see :func:`make_schedule`) or any scheduler
       object; stepped after every batch.
     * ``label_smoothing``: for the default cross-entropy loss (``loss_fn`` replaces it).
-    * ``augment``: applied to every training batch of inputs, e.g. ``tl.random_dihedral``.
+    * ``augment``: applied to every training batch of inputs, e.g. ``tlcourse.transforms.random_dihedral``.
     * ``channels_last``: send CPU batches in the channels-last layout (faster convolutions;
       only for models that do not ``.view`` their activations).
     """

@@ -6,7 +6,7 @@ eight poses of a square, its *dihedral* group), so these are the augmentations o
 * :func:`preprocess` builds the backbone's input pipeline for one image, optionally with a
   fixed number of quarter turns (a *view* to cache) or random poses (augmentation);
 * :func:`random_dihedral` puts every image of a batch tensor in a random pose (for training
-  on tensors already in memory, e.g. with ``tl.fit(..., augment=tl.random_dihedral)``).
+  on tensors already in memory, e.g. with ``tl.fit(..., augment=random_dihedral)``).
 """
 from __future__ import annotations
 

@@ -400,7 +400,7 @@ def mmd_judge(evidence: dict, strict: bool) -> Verdict:
         evidence, _mmd_cases(strict), _mmd_verdict, answer="mmd_squared",
         should_be="a function `mmd_squared(a, b, bandwidth)`", where="(case: {0}, bandwidth {6})",
     ) or passed("Close to 0 for two samples of one distribution, larger as they move apart: "
-                "the same number as `tl.mmd`.")
+                "the same number as `tlcourse.shift.mmd`.")
 
 
 register(Task("05.mmd", "The MMD between two samples of embeddings", points=2, answer="mmd_squared",
