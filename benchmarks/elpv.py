@@ -130,7 +130,7 @@ def probe_strategy(views_key):
     def run(ctx, seed, train, test):
         views = ctx.views[views_key]
         fit, val = ctx.validation(seed)
-        C, scores = tl.choose_C(views, ctx.y, fit, val, candidates=ctx.Cs)
+        C, scores = tl.probes.choose_C(views, ctx.y, fit, val, candidates=ctx.Cs)
         ctx.notes.setdefault(views_key, {})[seed] = {"C": C, "validation_accuracy": scores[C]}
         probe = tl.fit_probe([v[train] for v in views], ctx.y[train], C=C)
         return tl.predict(probe, [v[test] for v in views])[:, 1]
@@ -139,8 +139,8 @@ def probe_strategy(views_key):
 
 def small_cnn(ctx, seed, train, test):
     """tl.SmallCNN from scratch on 64 px grey cells in random poses, one-cycle AdamW (lesson 04's strategy)."""
-    return tl.from_scratch_strategy(ctx.small, ctx.y, test, train, seed=seed, epochs=ctx.cnn_epochs, batch_size=64,
-                                    width=ctx.cnn_width)[:, 1]
+    return tl.curves.from_scratch_strategy(ctx.small, ctx.y, test, train, seed=seed, epochs=ctx.cnn_epochs,
+                                           batch_size=64, width=ctx.cnn_width)[:, 1]
 
 
 def fine_tune_top(ctx, seed, train, test):
@@ -178,8 +178,8 @@ METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "accuracy_mono", "accurac
 
 
 def summarise(name: str, runs: list[dict]) -> dict:
-    """Mean and std over seeds of every reported metric (``tl.summarise``), and the accuracy per seed."""
-    summary = tl.summarise([{"strategy": name, **run} for run in runs], metrics=METRICS)[0]
+    """Mean and std over seeds of every reported metric (``tl.curves.summarise``), and the accuracy per seed."""
+    summary = tl.curves.summarise([{"strategy": name, **run} for run in runs], metrics=METRICS)[0]
     out = {key: float(value) for key, value in summary.items() if key.endswith(("_mean", "_std"))}
     out["accuracy_per_seed"] = [float(r["accuracy"]) for r in runs]
     return out

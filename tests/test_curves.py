@@ -25,10 +25,10 @@ def test_strategies_return_test_probabilities():
     labels, features, activations, images = _data()
     train_idx, test_idx = np.arange(30), np.arange(30, 40)
     for probs in (
-        tl.linear_probe_strategy(features, labels, test_idx, train_idx=train_idx, seed=0),
-        tl.fine_tuning_strategy(tiny_top(), activations, features, labels, test_idx, train_idx=train_idx,
+        tl.curves.linear_probe_strategy(features, labels, test_idx, train_idx=train_idx, seed=0),
+        tl.curves.fine_tuning_strategy(tiny_top(), activations, features, labels, test_idx, train_idx=train_idx,
                                 seed=0, min_steps=2, max_epochs=2, device="cpu"),
-        tl.from_scratch_strategy(images, labels, test_idx, train_idx=train_idx, seed=0, min_steps=2, max_epochs=2,
+        tl.curves.from_scratch_strategy(images, labels, test_idx, train_idx=train_idx, seed=0, min_steps=2, max_epochs=2,
                                  width=4, device="cpu"),
     ):
         assert probs.shape == (10, 2)
@@ -40,7 +40,7 @@ def test_linear_probe_strategy_is_a_probe_on_the_training_cells():
     order = np.random.default_rng(0).permutation(40)
     train_idx, test_idx = order[:25], order[25:]
     expected = tl.predict(tl.fit_probe(features[train_idx], labels[train_idx], C=0.3), features[test_idx], device="cpu")
-    np.testing.assert_allclose(tl.linear_probe_strategy(features, labels, test_idx, train_idx, C=0.3), expected)
+    np.testing.assert_allclose(tl.curves.linear_probe_strategy(features, labels, test_idx, train_idx, C=0.3), expected)
 
 
 def test_fine_tuning_strategy_fine_tunes_the_top_from_a_probe_for_epochs_sized_to_the_data():
@@ -51,7 +51,7 @@ def test_fine_tuning_strategy_fine_tunes_the_top_from_a_probe_for_epochs_sized_t
     model, _ = tl.fine_tune_top(tiny_top(), activations, labels, train_idx, epochs, head_init=probe, batch_size=16,
                                 batchnorm="train", seed=3, device="cpu", progress=False)
     expected = tl.predict(model, activations[test_idx], device="cpu")
-    probs = tl.fine_tuning_strategy(tiny_top(), activations, features, labels, test_idx, train_idx, seed=3,
+    probs = tl.curves.fine_tuning_strategy(tiny_top(), activations, features, labels, test_idx, train_idx, seed=3,
                                     min_steps=5, max_epochs=3, batch_size=16, device="cpu", batchnorm="train")
     np.testing.assert_allclose(probs, expected, atol=1e-6)
 
@@ -60,10 +60,10 @@ def test_from_scratch_strategy_repeats_with_a_seed_and_honours_fixed_epochs():
     labels, _, _, images = _data()
     train_idx, test_idx = np.arange(30), np.arange(30, 40)
     settings = dict(width=4, device="cpu", epochs=1)
-    first = tl.from_scratch_strategy(images, labels, test_idx, train_idx, seed=0, **settings)
-    np.testing.assert_allclose(tl.from_scratch_strategy(images, labels, test_idx, train_idx, seed=0, **settings), first)
-    assert not np.allclose(tl.from_scratch_strategy(images, labels, test_idx, train_idx, seed=1, **settings), first)
-    longer = tl.from_scratch_strategy(images, labels, test_idx, train_idx, seed=0, width=4, device="cpu", epochs=3)
+    first = tl.curves.from_scratch_strategy(images, labels, test_idx, train_idx, seed=0, **settings)
+    np.testing.assert_allclose(tl.curves.from_scratch_strategy(images, labels, test_idx, train_idx, seed=0, **settings), first)
+    assert not np.allclose(tl.curves.from_scratch_strategy(images, labels, test_idx, train_idx, seed=1, **settings), first)
+    longer = tl.curves.from_scratch_strategy(images, labels, test_idx, train_idx, seed=0, width=4, device="cpu", epochs=3)
     assert not np.allclose(longer, first)
 
 
@@ -80,7 +80,7 @@ def test_data_efficiency_curve_gives_every_strategy_the_same_subsets():
             return np.tile([0.3, 0.7], (len(test_idx), 1))
         return strategy
 
-    rows = tl.data_efficiency_curve({"a": recorder("a"), "b": recorder("b")}, labels, train_idx, test_idx,
+    rows = tl.curves.data_efficiency_curve({"a": recorder("a"), "b": recorder("b")}, labels, train_idx, test_idx,
                                     sizes=[2, 5, None], seeds=[0, 1])
     assert len(rows) == 2 * 3 * 2
     assert sorted({r["n_train"] for r in rows}) == [4, 10, 40]
@@ -106,18 +106,18 @@ def _rows(scratch_acc, transfer_acc, sizes=(5, None), seconds=(10.0, 1.0)):
 
 
 def test_summary_reports_mean_and_spread_over_seeds():
-    summary = tl.summarise(_rows([0.6, 0.8], [0.85, 0.9]))
+    summary = tl.curves.summarise(_rows([0.6, 0.8], [0.85, 0.9]))
     first = summary[0]
     assert first["strategy"] == "from scratch" and first["per_class"] == 5 and first["n_train"] == 10
     assert first["runs"] == 3 and first["accuracy_mean"] == pytest.approx(0.6) and first["accuracy_std"] == pytest.approx(0.01)
     assert [(r["strategy"], r["per_class"]) for r in summary] == [
         ("from scratch", 5), ("feature extraction", 5), ("from scratch", None), ("feature extraction", None)]
-    single = tl.summarise(_rows([0.6], [0.8])[:2])
+    single = tl.curves.summarise(_rows([0.6], [0.8])[:2])
     assert single[0]["accuracy_std"] == 0.0  # one seed: no spread, not NaN
 
 
 def test_format_summary_has_a_line_per_strategy_and_size_in_percent():
-    text = tl.format_summary(tl.summarise(_rows([0.6, 0.8], [0.85, 0.9])))
+    text = tl.curves.format_summary(tl.curves.summarise(_rows([0.6, 0.8], [0.85, 0.9])))
     lines = text.splitlines()
     assert len(lines) == 1 + 4
     assert "full" in lines[3] and "1000" in lines[3] and "80.0 ± 1.0" in lines[3]
@@ -181,13 +181,13 @@ def test_disagreement_names_where_one_transfer_strategy_beats_the_other():
 
 
 def test_verdict_follows_the_numbers():
-    good = " ".join(tl.data_efficiency_verdict(_rows([0.6, 0.8], [0.85, 0.9])))
+    good = " ".join(tl.curves.data_efficiency_verdict(_rows([0.6, 0.8], [0.85, 0.9])))
     assert "clearly better at 2 of 2 sizes" in good
     assert "YES for feature extraction" in good and "with 5 per class, 10 images instead of 1000 (100x less)" in good
     assert "(10.0x faster)" in good
-    bad = " ".join(tl.data_efficiency_verdict(_rows([0.6, 0.9], [0.6, 0.85], seconds=(1.0, 10.0))))
+    bad = " ".join(tl.curves.data_efficiency_verdict(_rows([0.6, 0.9], [0.6, 0.85], seconds=(1.0, 10.0))))
     assert "NOT shown" in bad and "(10.0x SLOWER)" in bad and "clearly better at 0 of 2" in bad
-    late = " ".join(tl.data_efficiency_verdict(_rows([0.6, 0.8], [0.5, 0.85])))
+    late = " ".join(tl.curves.data_efficiency_verdict(_rows([0.6, 0.8], [0.5, 0.85])))
     assert "NOT shown" in late and "(it does with the full split)" in late
 
 
@@ -195,7 +195,7 @@ def test_verdict_has_three_claims_per_transfer_strategy_and_compares_neighbours(
     rows = _rows([0.6, 0.8], [0.85, 0.9])
     rows += [{**r, "strategy": "fine-tuning", "accuracy": r["accuracy"] + 0.05} for r in rows
              if r["strategy"] == "feature extraction"]
-    verdict = tl.data_efficiency_verdict(rows, overhead_seconds={"fine-tuning": 0.1})
+    verdict = tl.curves.data_efficiency_verdict(rows, overhead_seconds={"fine-tuning": 0.1})
     assert len(verdict) == 3 * 2 + 1
     assert verdict[-1].startswith("Where the data disagree: fine-tuning beats feature extraction clearly at")
     assert "101.0 s (10.1x SLOWER)" in verdict[5]  # 1 s of training + 0.1 s for each of 1000 images

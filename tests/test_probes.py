@@ -89,7 +89,7 @@ def test_choose_C_picks_the_candidate_with_the_best_validation_accuracy():
     views, y = _two_views()
     fit_idx, val_idx = np.arange(150), np.arange(150, 200)
     candidates = (1e-6, 0.01, 1.0)
-    C, scores = tl.choose_C(views, y, fit_idx, val_idx, candidates=candidates)
+    C, scores = tl.probes.choose_C(views, y, fit_idx, val_idx, candidates=candidates)
     assert list(scores) == list(candidates)
     for c in candidates:  # every score is the validation accuracy of a probe fitted with that C
         assert scores[c] == pytest.approx(tl.probe_accuracy(views, y, fit_idx, val_idx, C=c))
@@ -100,7 +100,7 @@ def test_choose_C_picks_the_candidate_with_the_best_validation_accuracy():
 def test_choose_C_breaks_ties_towards_the_strongest_regularisation():
     y = np.arange(60) % 2
     x = (2 * y[:, None] - 1) * 5.0 + 0.01 * np.random.default_rng(0).normal(size=(60, 2))
-    C, scores = tl.choose_C(x, y, np.arange(40), np.arange(40, 60), candidates=(100.0, 1.0, 10.0))
+    C, scores = tl.probes.choose_C(x, y, np.arange(40), np.arange(40, 60), candidates=(100.0, 1.0, 10.0))
     assert set(scores.values()) == {1.0} and C == 1.0
 
 

@@ -36,7 +36,7 @@ def test_frechet_distance_matches_the_closed_form_for_gaussians():
 def test_distance_matrix_is_symmetric_and_puts_shifted_samples_further(distance):
     rng = np.random.default_rng(0)
     samples = {"a": rng.normal(size=(150, 8)), "b": rng.normal(size=(150, 8)), "shifted": rng.normal(size=(150, 8)) + 1}
-    matrix = tl.distance_matrix(samples, distance=distance, dims=4)
+    matrix = tl.shift.distance_matrix(samples, distance=distance, dims=4)
     assert matrix.shape == (3, 3) and np.allclose(matrix, matrix.T, atol=1e-6)
     assert np.all(np.diag(matrix) == 0)
     assert matrix[0, 1] < matrix[0, 2] and matrix[0, 1] < matrix[1, 2]
@@ -44,23 +44,23 @@ def test_distance_matrix_is_symmetric_and_puts_shifted_samples_further(distance)
 
 def test_distance_matrix_rejects_an_unknown_distance():
     with pytest.raises(ValueError, match="frechet.*mmd"):
-        tl.distance_matrix({"a": np.zeros((4, 2)), "b": np.ones((4, 2))}, distance="euclid")
+        tl.shift.distance_matrix({"a": np.zeros((4, 2)), "b": np.ones((4, 2))}, distance="euclid")
 
 
 def test_random_crops_are_square_pieces_of_the_photo():
     photo = np.arange(40 * 60 * 3, dtype=np.uint8).reshape(40, 60, 3)
-    crops = tl.random_crops(photo, count=5, seed=0, min_fraction=0.5)
+    crops = tl.shift.random_crops(photo, count=5, seed=0, min_fraction=0.5)
     assert len(crops) == 5
     assert all(c.shape[0] == c.shape[1] and 20 <= c.shape[0] <= 40 and c.shape[2] == 3 for c in crops)
     # each crop is a window of the photo, cut out where it lay
     assert all(any(np.array_equal(c, photo[t:t + len(c), l:l + len(c)]) for t in range(41 - len(c))
                    for l in range(61 - len(c))) for c in crops)
-    again = tl.random_crops(photo, count=5, seed=0, min_fraction=0.5)
+    again = tl.shift.random_crops(photo, count=5, seed=0, min_fraction=0.5)
     assert all(np.array_equal(a, b) for a, b in zip(crops, again))
 
 
 def test_rendered_words_are_dark_text_on_white_and_bold_is_darker():
-    regular = tl.render_words(["defect", "crack"], bold=False, renders=2, seed=0)
-    bold = tl.render_words(["defect", "crack"], bold=True, renders=2, seed=0)
+    regular = tl.shift.render_words(["defect", "crack"], bold=False, renders=2, seed=0)
+    bold = tl.shift.render_words(["defect", "crack"], bold=True, renders=2, seed=0)
     assert len(regular) == 4 and regular[0].shape == (160, 160) and regular[0].max() == 255 and regular[0].min() < 50
     assert np.mean([b.mean() for b in bold]) < np.mean([r.mean() for r in regular])

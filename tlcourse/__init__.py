@@ -7,8 +7,7 @@ One idea lives in one module: ``data``, ``transforms``, ``models``, ``freezing``
 ``train``, ``probes``, ``finetune``, ``curves``, ``shift``, ``evaluate``, ``plots``, ``widgets``.
 The grader (``grading``) and the course tooling (``tooling``) are not part of the lessons' API.
 """
-from .curves import (data_efficiency_curve, data_efficiency_verdict, fine_tuning_strategy, format_summary,
-                     from_scratch_strategy, linear_probe_strategy, summarise)
+from . import curves, probes, shift  # lesson 04's experiment and lesson 05's tools, reached as tl.curves.X, tl.shift.X
 from .data import ImageList, cells_as_tensor, elpv_split, load_elpv, load_image_folder, per_class_subset, validation_split
 from .evaluate import classification_metrics, format_metrics
 from .features import cache_size, extract_features, extract_views, forward_stages, stack_layers
@@ -19,8 +18,7 @@ from .models import (AssetError, SmallCNN, classify_imagenet, count_parameters, 
                      parameters_per_stage, replace_head, split_at, stage_costs, stages)
 from .plots import (plot_confusion_matrix, plot_data_efficiency, plot_embeddings, plot_history, plot_stage_parameters,
                     show_feature_maps, show_images, show_predictions)
-from .probes import choose_C, fit_probe, grouped_cv_accuracy, probe_accuracy, stage_probes
-from .shift import distance_matrix, random_crops, render_words
+from .probes import fit_probe, grouped_cv_accuracy, probe_accuracy, stage_probes
 from .train import epochs_for, fit, param_groups, predict, tensor_loader
 from .transforms import preprocess
 from .utils import Timer, device, seed_everything, torch_threads
@@ -44,13 +42,12 @@ __all__ = [
     # 03 fine-tuning: cut, discriminative learning rates, the top trained on cached activations
     "split_at", "param_groups", "fine_tune_top", "weight_change", "stage_costs", "probe_accuracy",
     # 04 limited data: the three strategies over sizes and seeds, and the verdict
-    "per_class_subset", "cells_as_tensor", "epochs_for", "linear_probe_strategy",
-    "fine_tuning_strategy", "from_scratch_strategy", "data_efficiency_curve", "summarise", "format_summary",
-    "plot_data_efficiency", "data_efficiency_verdict", "data_size_explorer",
-    # 05 different distributions: which layers transfer, distances, images from elsewhere
-    "ImageList", "stage_probes", "grouped_cv_accuracy", "distance_matrix", "random_crops", "render_words",
+    # (the strategies, the curve, its summary and the verdict are the lesson's experiment: tl.curves.X)
+    "per_class_subset", "cells_as_tensor", "epochs_for", "plot_data_efficiency", "data_size_explorer",
+    # 05 different distributions: which layers transfer, images from elsewhere (distances: tl.shift.X)
+    "ImageList", "stage_probes", "grouped_cv_accuracy",
     # 06 your own data
     "load_image_folder",
-    # the benchmark: views under quarter turns, multi-stage features, C chosen on validation
-    "extract_views", "stack_layers", "choose_C",
+    # views under quarter turns, multi-stage features (the benchmark also uses tl.probes.choose_C)
+    "extract_views", "stack_layers",
 ]

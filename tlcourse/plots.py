@@ -171,7 +171,7 @@ def plot_embeddings(points, labels, class_names: Sequence[str] | None = None, ti
 def plot_data_efficiency(rows: list[dict], metric: str = "accuracy", baseline: float | None = None, ax=None):
     """Test ``metric`` against training-set size (log scale), mean ± std over seeds, one line per strategy.
 
-    ``rows`` come from ``tl.data_efficiency_curve`` (lesson 04).
+    ``rows`` come from ``tl.curves.data_efficiency_curve`` (lesson 04).
     """
     from .curves import summarise
 

@@ -453,7 +453,7 @@ def _size_summary(results, metric: str, size) -> str:
 def data_size_explorer(results: Sequence[dict], metric: str = "accuracy", interactive: bool | None = None):
     """A slider over training-set sizes that redraws the strategies' results (lesson 04).
 
-    ``results`` is a list of rows, one per run, as ``tl.data_efficiency_curve`` returns them::
+    ``results`` is a list of rows, one per run, as ``tl.curves.data_efficiency_curve`` returns them::
 
         {"strategy": "fine-tuning", "per_class": 10, "seed": 0, "accuracy": 0.83, ...}
 

@@ -313,7 +313,7 @@ def curve_judge(evidence: dict, strict: bool) -> Verdict:
         evidence, _curve_cases(strict), _curve_verdict, answer="probe_curve",
         should_be="a function `probe_curve(features, labels, train_idx, test_idx, sizes, seeds)`",
         where="(case: {0})",
-    ) or passed("That is the loop of `tl.data_efficiency_curve`, for one strategy: every size, every seed, "
+    ) or passed("That is the loop of `tl.curves.data_efficiency_curve`, for one strategy: every size, every seed, "
                 "the same test cells.")
 
 
@@ -393,7 +393,7 @@ def _summary_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
             if abs(std - population[key][1]) <= 1e-6 and len(seeds) > 1:
                 return hint(f"The std for size {key} divides by n, not n - 1 {where}. With a handful of "
                             "seeds, use the sample standard deviation, `np.std(values, ddof=1)`, "
-                            "as `tl.summarise` does.")
+                            "as `tl.curves.summarise` does.")
             return hint(f"The std for size {key} is {std:.4f}, expected the standard deviation of that "
                         f"size's accuracies over the seeds {where}.")
     return None
