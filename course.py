@@ -309,8 +309,24 @@ def lab_command(python, rest):
     return args + list(rest)
 
 
+MAX_TEST_WORKERS = 4  # each worker runs one notebook kernel at a time, with torch and ELPV in memory
+
+
+def test_workers(rest, cpus=None):
+    """How many pytest-xdist workers to ask for: one per CPU core, at most MAX_TEST_WORKERS, and none when
+    the arguments choose (-n, --numprocesses, -p no:xdist) or there is a single core."""
+    if any(a in ("-n", "--numprocesses", "no:xdist") or a.startswith(("-n", "--numprocesses=")) for a in rest):
+        return 0
+    cpus = cpus or os.cpu_count() or 1
+    return min(cpus, MAX_TEST_WORKERS) if cpus > 1 else 0
+
+
 def test_command(python, rest):
-    return [str(python), "-m", "pytest", *rest]
+    """pytest, spread over the CPU cores a file at a time (lessons, solutions and test modules run side by side;
+    the root conftest.py gives each worker its share of the cores' threads)."""
+    workers = test_workers(rest)
+    spread = ["-n", str(workers), "--dist", "loadfile"] if workers else []
+    return [str(python), "-m", "pytest", *spread, *rest]
 
 
 def main(argv):

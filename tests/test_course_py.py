@@ -273,3 +273,33 @@ def test_course_lab_serves_every_link_of_lesson_01_and_opens_on_lessons(course_l
     for target in sorted(targets):
         served = _get(f"{url}/files/{quote(target)}?token={token}")
         assert served == (ROOT / target).read_bytes(), f"{target} is not served as it is on disk"
+
+
+# --- how the suite runs --------------------------------------------------------------------------
+
+def test_the_suite_is_spread_over_the_cores_a_file_at_a_time_unless_the_arguments_choose():
+    assert course.test_command("py", [])[:2] == ["py", "-m"]
+    assert course.test_workers([], cpus=2) == 2
+    assert course.test_workers([], cpus=64) == course.MAX_TEST_WORKERS
+    assert course.test_workers([], cpus=1) == 0  # one core: no workers, nothing to share
+    for chosen in (["-n", "1"], ["-n3"], ["--numprocesses=2"], ["-p", "no:xdist"]):
+        assert course.test_workers(chosen, cpus=8) == 0, chosen
+    spread = course.test_command("py", ["tests/test_project.py", "-x"])
+    if (os.cpu_count() or 1) > 1:
+        assert spread[3:7] == ["-n", str(course.test_workers([])), "--dist", "loadfile"]
+    assert spread[-2:] == ["tests/test_project.py", "-x"]
+    assert "pytest-xdist" in " ".join(PYPROJECT["project"]["optional-dependencies"]["dev"])
+
+
+def test_each_worker_gets_its_share_of_the_threads(tmp_path):
+    """The root conftest.py hands each xdist worker (and the kernels it starts) cores // workers threads."""
+    (tmp_path / "conftest.py").write_text((ROOT / "conftest.py").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "test_threads.py").write_text(
+        "import os\n\ndef test_threads():\n"
+        "    open(os.environ['PYTEST_XDIST_WORKER'] + '.txt', 'w').write(os.environ.get('OMP_NUM_THREADS', ''))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
+                          "test_threads.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (written,) = tmp_path.glob("gw*.txt")
+    assert written.read_text() == str(max(1, (os.cpu_count() or 1) // 2))
