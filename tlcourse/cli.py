@@ -1,4 +1,4 @@
-"""The ``tlcourse`` command: ``doctor``, ``exercises build|check``, ``grade``, ``quiz``, ``site build``."""
+"""The ``tlcourse`` command: ``doctor``, ``exercises build|check``, ``grade``, ``predict``, ``quiz``, ``site build``."""
 from __future__ import annotations
 
 import argparse
@@ -60,6 +60,12 @@ def _grade(args) -> int:
     return 0
 
 
+def _predict(args) -> int:
+    from . import deploy
+
+    return deploy.run_cli(args)
+
+
 def _quiz(args) -> int:
     return quizzes.run(args.lesson, flashcards=args.flashcards, answers=args.answers)
 
@@ -100,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--solutions", help="folder of solution notebooks (default: solutions)")
     gr.add_argument("--feedback", help="folder for the feedback files (default: <out>_feedback/)")
     gr.set_defaults(func=_grade)
+
+    pr = sub.add_parser("predict", help="classify image files with a model saved by tlcourse.deploy.save_model")
+    pr.add_argument("model", metavar="MODEL", help="a model file written by tlcourse.deploy.save_model")
+    pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
+    pr.add_argument("--json", action="store_true", help="print one JSON object per image instead of a sentence")
+    pr.set_defaults(func=_predict)
 
     qz = sub.add_parser("quiz", help="a lesson's self-check questions (or flashcards) in the terminal")
     quizzes.add_arguments(qz)
