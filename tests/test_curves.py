@@ -27,9 +27,9 @@ def test_strategies_return_test_probabilities():
     for probs in (
         tl.curves.linear_probe_strategy(features, labels, test_idx, train_idx=train_idx, seed=0),
         tl.curves.fine_tuning_strategy(tiny_top(), activations, features, labels, test_idx, train_idx=train_idx,
-                                seed=0, min_steps=2, max_epochs=2, device="cpu"),
-        tl.curves.from_scratch_strategy(images, labels, test_idx, train_idx=train_idx, seed=0, min_steps=2, max_epochs=2,
-                                 width=4, device="cpu"),
+                                seed=0, min_steps=2, device="cpu"),
+        tl.curves.from_scratch_strategy(images, labels, test_idx, train_idx=train_idx, seed=0, min_steps=2,
+                                        min_epochs=1, width=4, device="cpu"),
     ):
         assert probs.shape == (10, 2)
         np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
@@ -47,13 +47,38 @@ def test_fine_tuning_strategy_fine_tunes_the_top_from_a_probe_for_epochs_sized_t
     labels, features, activations, _ = _data()
     train_idx, test_idx = np.arange(30), np.arange(30, 40)
     probe = tl.fit_probe(features[train_idx], labels[train_idx], C=0.05)
-    epochs = tl.epochs_for(30, 16, min_steps=5, max_epochs=3)
+    epochs = tl.curves.budget(30, 16, min_steps=5)["epochs"]
+    assert epochs == 3  # 2 steps per epoch: 3 epochs give the 5 updates asked for
     model, _ = tl.fine_tune_top(tiny_top(), activations, labels, train_idx, epochs, head_init=probe, batch_size=16,
                                 batchnorm="train", seed=3, device="cpu", progress=False)
     expected = tl.predict(model, activations[test_idx], device="cpu")
     probs = tl.curves.fine_tuning_strategy(tiny_top(), activations, features, labels, test_idx, train_idx, seed=3,
-                                    min_steps=5, max_epochs=3, batch_size=16, device="cpu", batchnorm="train")
+                                           min_steps=5, batch_size=16, device="cpu", batchnorm="train")
     np.testing.assert_allclose(probs, expected, atol=1e-6)
+
+
+def test_every_run_gets_at_least_its_minimum_number_of_updates():
+    for n in (2, 10, 33, 200, 1968):
+        plan = tl.curves.budget(n, 32, min_steps=80, min_epochs=4)
+        assert plan["updates"] >= 80 and plan["epochs"] >= 4
+        assert plan["updates"] == plan["epochs"] * -(-n // 32)
+    assert tl.curves.budget(10, 32, min_steps=80)["updates"] == 80  # one batch per epoch: 80 epochs
+    assert tl.curves.budget(10, 32, min_steps=80, max_epochs=20)["updates"] == 20  # a cap starves small sets
+
+
+def test_from_scratch_strategy_takes_the_augmentation_of_the_data():
+    labels, _, _, images = _data()
+    train_idx, test_idx = np.arange(30), np.arange(30, 40)
+    settings = dict(width=4, device="cpu", epochs=2)
+    calls = []
+
+    def mirror(batch):
+        calls.append(len(batch))
+        return batch.flip(-1)
+
+    plain = tl.curves.from_scratch_strategy(images, labels, test_idx, train_idx, augment=None, **settings)
+    mirrored = tl.curves.from_scratch_strategy(images, labels, test_idx, train_idx, augment=mirror, **settings)
+    assert sum(calls) == 2 * 30 and not np.allclose(plain, mirrored)
 
 
 def test_from_scratch_strategy_repeats_with_a_seed_and_honours_fixed_epochs():
@@ -65,6 +90,39 @@ def test_from_scratch_strategy_repeats_with_a_seed_and_honours_fixed_epochs():
     assert not np.allclose(tl.curves.from_scratch_strategy(images, labels, test_idx, train_idx, seed=1, **settings), first)
     longer = tl.curves.from_scratch_strategy(images, labels, test_idx, train_idx, seed=0, width=4, device="cpu", epochs=3)
     assert not np.allclose(longer, first)
+
+
+# ---------------------------------------------------------------- judging a run fairly
+
+def test_prior_correction_moves_decisions_and_keeps_the_ranking():
+    probs = np.array([[0.6, 0.4], [0.45, 0.55], [0.2, 0.8]])
+    moved = tl.curves.correct_prior(probs, [0.5, 0.5], [0.7, 0.3])
+    np.testing.assert_allclose(moved.sum(1), 1)
+    assert moved[1].argmax() == 0 and moved[2].argmax() == 1  # 0.55 at a 50/50 prior is < 0.5 at 30%
+    assert np.argsort(moved[:, 1]).tolist() == np.argsort(probs[:, 1]).tolist()
+    np.testing.assert_allclose(tl.curves.correct_prior(probs, [0.3, 0.7], [0.3, 0.7]), probs)
+
+
+def test_a_constant_predictor_shows_itself_in_the_fair_metrics():
+    y = np.array([0] * 70 + [1] * 30)
+    always_functional = np.tile([0.9, 0.1], (100, 1))
+    m = tl.curves.fair_metrics(y, always_functional, trained_at=[0.5, 0.5], natural=[0.7, 0.3])
+    assert m["balanced_accuracy"] == 0.5 and m["roc_auc"] == 0.5  # ties everywhere: no ranking at all
+    assert m["plain_accuracy"] == pytest.approx(0.7) and m["called_positive"] == 0.0
+
+
+def test_fair_metrics_judge_each_decision_at_the_prior_the_metric_assumes():
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.3).astype(int)
+    score = rng.normal(size=400) + 1.2 * y  # a model trained at 50/50: its threshold sits between the classes
+    p1 = 1 / (1 + np.exp(-(score - 0.6)))
+    probs = np.stack([1 - p1, p1], 1)
+    m = tl.curves.fair_metrics(y, probs, trained_at=[0.5, 0.5], natural=[0.7, 0.3])
+    assert m["called_positive"] == pytest.approx((p1 > 0.5).mean())
+    corrected = tl.curves.correct_prior(probs, [0.5, 0.5], [0.7, 0.3]).argmax(1)
+    assert m["accuracy"] == pytest.approx((corrected == y).mean()) and m["accuracy"] > m["plain_accuracy"]
+    recalls = [(probs.argmax(1)[y == c] == c).mean() for c in (0, 1)]
+    assert m["balanced_accuracy"] == pytest.approx(np.mean(recalls))  # trained at 50/50: no correction
 
 
 # ---------------------------------------------------------------- the curve and its summary
@@ -89,19 +147,34 @@ def test_data_efficiency_curve_gives_every_strategy_the_same_subsets():
         assert set(subset) <= set(train_idx)  # never a test cell
     assert seen[("a", 4, 0)] != seen[("a", 4, 1)]  # a new seed draws new cells
     assert seen[("a", 40, 0)] == tuple(train_idx)  # None: the whole split
-    assert rows[0]["accuracy"] == pytest.approx(0.5)
+    assert rows[0]["plain_accuracy"] == pytest.approx(0.5) and rows[0]["called_positive"] == 1.0
+    assert rows[0]["balanced_accuracy"] == pytest.approx(0.5)
     assert "confusion_matrix" not in rows[0] and rows[0]["seconds"] >= 0
 
 
-def _rows(scratch_acc, transfer_acc, sizes=(5, None), seconds=(10.0, 1.0)):
+def test_data_efficiency_curve_judges_small_sets_and_the_full_split_at_the_same_prior():
+    labels = np.array([0] * 30 + [1] * 10 + [0, 1] * 10)  # training split 75% class 0, test cells balanced
+    train_idx, test_idx = np.arange(40), np.arange(40, 60)
+    row = lambda train_idx, seed: np.tile([0.45, 0.55], (20, 1))  # noqa: E731  leans to class 1, constant
+    rows = tl.curves.data_efficiency_curve({"a": row}, labels, train_idx, test_idx, sizes=[5, None], seeds=[0])
+    small, full = rows
+    # trained at 50/50, judged at the split's 75/25: 0.55 becomes class 0 for the accuracy...
+    assert small["accuracy"] == pytest.approx(0.5) and small["plain_accuracy"] == pytest.approx(0.5)
+    assert full["called_positive"] == 1.0 and small["called_positive"] == 1.0
+    # ...and the full split's model, trained at 75/25, is judged at 50/50 for the balanced accuracy
+    balanced = tl.curves.correct_prior(np.tile([0.45, 0.55], (20, 1)), [0.75, 0.25], [0.5, 0.5])
+    assert balanced[0].argmax() == 1 and full["balanced_accuracy"] == pytest.approx(0.5)
+
+
+def _rows(scratch_acc, transfer_acc, sizes=(5, None), seconds=(10.0, 1.0), metric="balanced_accuracy"):
     rows = []
     for size, s_acc, t_acc in zip(sizes, scratch_acc, transfer_acc):
         for seed, noise in enumerate((-0.01, 0.0, 0.01)):
             n = 1000 if size is None else 2 * size
             rows.append({"strategy": "from scratch", "per_class": size, "n_train": n, "seed": seed,
-                         "seconds": seconds[0], "accuracy": s_acc + noise})
+                         "seconds": seconds[0], metric: s_acc + noise, "roc_auc": 0.5})
             rows.append({"strategy": "feature extraction", "per_class": size, "n_train": n, "seed": seed,
-                         "seconds": seconds[1], "accuracy": t_acc + noise})
+                         "seconds": seconds[1], metric: t_acc + noise, "roc_auc": 0.5})
     return rows
 
 
@@ -109,25 +182,27 @@ def test_summary_reports_mean_and_spread_over_seeds():
     summary = tl.curves.summarise(_rows([0.6, 0.8], [0.85, 0.9]))
     first = summary[0]
     assert first["strategy"] == "from scratch" and first["per_class"] == 5 and first["n_train"] == 10
-    assert first["runs"] == 3 and first["accuracy_mean"] == pytest.approx(0.6) and first["accuracy_std"] == pytest.approx(0.01)
+    assert first["runs"] == 3 and first["balanced_accuracy_mean"] == pytest.approx(0.6)
+    assert first["balanced_accuracy_std"] == pytest.approx(0.01)
     assert [(r["strategy"], r["per_class"]) for r in summary] == [
         ("from scratch", 5), ("feature extraction", 5), ("from scratch", None), ("feature extraction", None)]
     single = tl.curves.summarise(_rows([0.6], [0.8])[:2])
-    assert single[0]["accuracy_std"] == 0.0  # one seed: no spread, not NaN
+    assert single[0]["balanced_accuracy_std"] == 0.0  # one seed: no spread, not NaN
 
 
 def test_format_summary_has_a_line_per_strategy_and_size_in_percent():
     text = tl.curves.format_summary(tl.curves.summarise(_rows([0.6, 0.8], [0.85, 0.9])))
     lines = text.splitlines()
-    assert len(lines) == 1 + 4
-    assert "full" in lines[3] and "1000" in lines[3] and "80.0 ± 1.0" in lines[3]
+    assert len(lines) == 1 + 4 and "balanced acc." in lines[0] and "ROC AUC" in lines[0]
+    assert "full" in lines[3] and "1000" in lines[3] and "80.0 ± 1.0" in lines[3] and "50.0 ± 0.0" in lines[3]
     assert "60.0 ± 1.0" in lines[1] and "10.0 ± 0.0" in lines[1]
 
 
 # ---------------------------------------------------------------- the verdict, claim by claim
 
 def _summary_row(accuracy, std=0.01, runs=3, n_train=10, seconds=1.0):
-    return {"accuracy_mean": accuracy, "accuracy_std": std, "runs": runs, "n_train": n_train, "seconds_mean": seconds}
+    return {"balanced_accuracy_mean": accuracy, "balanced_accuracy_std": std, "runs": runs, "n_train": n_train,
+            "seconds_mean": seconds}
 
 
 def test_gap_counts_as_real_only_beyond_two_standard_errors():
@@ -154,6 +229,7 @@ def test_data_claim_finds_the_smallest_size_that_matches_from_scratch_on_everyth
              ("t", None): _summary_row(0.90, n_train=1000), ("s", None): _summary_row(0.80, n_train=1000)}
     text = data_claim(holds, [5, 50, None], "t", "s")
     assert "YES for t" in text and "with 50 per class, 100 images instead of 1000 (10x less)" in text
+    assert "balanced acc." in text
     only_full = {**holds, ("t", 50): _summary_row(0.75, n_train=100)}
     text = data_claim(only_full, [5, 50, None], "t", "s")
     assert "NOT shown for t" in text and "80.0%" in text and "(it does with the full split)" in text
@@ -191,11 +267,38 @@ def test_verdict_follows_the_numbers():
     assert "NOT shown" in late and "(it does with the full split)" in late
 
 
+def test_verdict_judges_the_metric_it_is_given():
+    rows = _rows([0.6, 0.8], [0.85, 0.9])  # balanced accuracy says yes ...
+    auc = [{**r, "roc_auc": 0.9 if r["strategy"] == "from scratch" else 0.7 + 0.001 * r["seed"]} for r in rows]
+    on_auc = " ".join(tl.curves.data_efficiency_verdict(auc, metric="roc_auc"))  # ... AUC says no
+    assert "Better ROC AUC than from scratch" in on_auc and "clearly better at 0 of 2" in on_auc and "NOT shown" in on_auc
+    assert "clearly better at 2 of 2" in " ".join(tl.curves.data_efficiency_verdict(auc, metric="balanced_accuracy"))
+    with pytest.raises(KeyError):
+        tl.curves.data_efficiency_verdict(rows, metric="accuracy")  # not measured: no silent fallback
+
+
+# ---------------------------------------------------------------- three situations side by side
+
+def test_transfer_gains_are_the_mean_differences_with_their_standard_error():
+    gains = tl.curves.transfer_gains(_rows([0.6, 0.8], [0.85, 0.9]), "feature extraction")
+    assert list(gains) == [5, None]
+    assert gains[5][0] == pytest.approx(0.25) and gains[None][0] == pytest.approx(0.1)
+    assert gains[5][1] == pytest.approx(np.sqrt(2 * 0.01 ** 2 / 3))
+
+
+def test_gain_follows_distance_says_yes_only_when_the_orders_agree():
+    distances = {"faces": 1.0, "cells": 5.0, "digits": 9.0}
+    yes = tl.curves.gain_follows_distance({"faces": 0.3, "cells": 0.1, "digits": -0.2}, distances)
+    assert "shrinks in the same order" in yes and yes.index("faces") < yes.index("cells") < yes.index("digits")
+    no = tl.curves.gain_follows_distance({"faces": 0.1, "cells": 0.3, "digits": -0.2}, distances)
+    assert "does NOT shrink" in no and "cells +30.0" in no
+
+
 def test_verdict_has_three_claims_per_transfer_strategy_and_compares_neighbours():
     rows = _rows([0.6, 0.8], [0.85, 0.9])
-    rows += [{**r, "strategy": "fine-tuning", "accuracy": r["accuracy"] + 0.05} for r in rows
+    rows += [{**r, "strategy": "fine-tuning", "balanced_accuracy": r["balanced_accuracy"] + 0.05} for r in rows
              if r["strategy"] == "feature extraction"]
     verdict = tl.curves.data_efficiency_verdict(rows, overhead_seconds={"fine-tuning": 0.1})
     assert len(verdict) == 3 * 2 + 1
-    assert verdict[-1].startswith("Where the data disagree: fine-tuning beats feature extraction clearly at")
+    assert verdict[-1].startswith("Where the data disagree (balanced acc.): fine-tuning beats feature extraction clearly at")
     assert "101.0 s (10.1x SLOWER)" in verdict[5]  # 1 s of training + 0.1 s for each of 1000 images

@@ -1,4 +1,5 @@
-"""Datasets: ELPV solar cells (lessons 02-05), the Deitsch et al. split, and folders of your own images."""
+"""Datasets: ELPV solar cells (lessons 02-05), the Deitsch et al. split, two small offline data sets for
+lesson 04's three situations (faces, digits), and folders of your own images."""
 from __future__ import annotations
 
 import hashlib
@@ -135,17 +136,30 @@ def elpv_split(seed: int = 0, test_size: float = 0.25) -> tuple[np.ndarray, np.n
     return np.sort(train), np.sort(test)
 
 
-def validation_split(train_idx, seed: int = 0, val_size: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-    """Carve ``(fit_idx, val_idx)`` out of ELPV training indices, stratified like the test split."""
+def validation_split(train_idx, seed: int = 0, val_size: float = 0.2, labels=None) -> tuple[np.ndarray, np.ndarray]:
+    """Carve ``(fit_idx, val_idx)`` out of training indices, stratified like the test split.
+
+    ELPV's strata by default; pass ``labels`` (one per item of the whole data set) for any other data.
+    """
     from sklearn.model_selection import train_test_split
 
     train_idx = np.asarray(train_idx)
-    fit, val = train_test_split(train_idx, test_size=val_size, random_state=seed, stratify=elpv_strata(train_idx))
+    strata = elpv_strata(train_idx) if labels is None else np.asarray(labels)[train_idx]
+    fit, val = train_test_split(train_idx, test_size=val_size, random_state=seed, stratify=strata)
     return np.sort(fit), np.sort(val)
 
 
+def stratified_split(labels, test_size: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_idx, test_idx)`` of any labelled data, stratified on the labels (ELPV has :func:`elpv_split`)."""
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(labels)
+    train, test = train_test_split(np.arange(len(labels)), test_size=test_size, random_state=seed, stratify=labels)
+    return np.sort(train), np.sort(test)
+
+
 def cells_as_tensor(images, size: int = 64) -> torch.Tensor:
-    """ELPV's uint8 images as a ``(N, 1, size, size)`` float tensor scaled to [-1, 1] (for a CNN from scratch)."""
+    """Grey uint8 images (ELPV's cells, faces, digits) as a ``(N, 1, size, size)`` float tensor in [-1, 1] (for a CNN from scratch)."""
     x = torch.as_tensor(np.array(images, dtype=np.float32)).unsqueeze(1) / 255.0
     x = torch.nn.functional.interpolate(x, size=(size, size), mode="area")
     return (x - 0.5) / 0.5
@@ -163,6 +177,61 @@ def per_class_subset(labels, per_class: int, seed: int = 0, indices=None) -> np.
             raise ValueError(f"Only {len(pool)} examples of class {label}; cannot take {per_class}.")
         chosen.append(rng.choice(pool, size=per_class, replace=False))
     return np.sort(np.concatenate(chosen))
+
+
+# ---------------------------------------------------------------- two small data sets, offline (lesson 04)
+
+class LabelledImages(Dataset):
+    """Small grey images held in memory, with labels: lesson 04's other two situations.
+
+    Shaped like ``ELPV`` so the same strategies run on it: ``images`` (uint8, ``N x H x W``),
+    ``labels``, ``classes``, ``name``; ``dataset[i]`` is ``(image, label)`` with ``transform`` applied.
+    """
+
+    def __init__(self, images, labels, classes, name: str, transform: Callable | None = None) -> None:
+        self.images = np.ascontiguousarray(images, dtype=np.uint8)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.classes, self.name, self.transform = tuple(classes), name, transform
+        self._hash = hashlib.sha256(self.images.tobytes() + self.labels.tobytes()).hexdigest()[:16]
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the pixels, the labels and the transform (part of the feature-cache key)."""
+        return f"{self.name}-{self._hash}-{self.transform!r}"
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image = Image.fromarray(self.images[index])
+        return (self.transform(image) if self.transform is not None else image), int(self.labels[index])
+
+    def __repr__(self) -> str:
+        return f"LabelledImages({self.name!r}, {len(self)} images of {self.images.shape[1:]}, classes={self.classes})"
+
+
+def load_faces(transform: Callable | None = None) -> LabelledImages:
+    """Data *similar* to ImageNet: 100 faces and 100 non-faces, 25x25 grey crops of natural photos.
+
+    From Labeled Faces in the Wild, as scikit-image bundles them (``skimage.data.lfw_subset``); label 1 = face.
+    """
+    from skimage.data import lfw_subset
+
+    images = np.rint(lfw_subset() * 255).astype(np.uint8)
+    labels = np.r_[np.ones(100), np.zeros(100)]  # lfw_subset gives the 100 faces first
+    return LabelledImages(images, labels, ("non-face", "face"), "lfw-faces", transform)
+
+
+def load_digits(transform: Callable | None = None) -> LabelledImages:
+    """Data where ImageNet features are not expected to help: 1,797 handwritten digits, 8x8 grey.
+
+    scikit-learn's ``load_digits`` (pixel values 0-16, scaled here to 0-255); labels 0-9.
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    images = np.rint(digits.images * (255 / 16)).astype(np.uint8)
+    return LabelledImages(images, digits.target, tuple(str(d) for d in range(10)), "sklearn-digits", transform)
 
 
 # ---------------------------------------------------------------- your own images
