@@ -7,6 +7,10 @@ type); binary target "probability > 0.5"; every choice (regularisation, ...) is 
 ``tl.validation_split(train_idx, seed=<training seed>)``, never on the test cells; training
 seeds 0, 1, 2 with the split fixed. Frozen-feature extraction is cached on disk, counted once
 and reported on its own. ``--quick`` is a smoke run on a small subset (structure, not accuracy).
+
+Time is reported in seconds and in *CPU units* (:func:`cpu_unit_seconds`), measured at the start
+of the same run, so that a budget travels between machines: the whole benchmark's is
+``BUDGET_UNITS``.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import platform
 import sys
 import threading
 import time
+from math import inf
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +48,11 @@ FINE_TUNE = dict(head_lr=1e-2, body_lr=1e-3, batchnorm="train", schedule="onecyc
 PROBE_TURNS, MAP_TURNS = (0, 1), (0, 1, 2, 3)
 #: The stages whose pooled outputs the multi-stage probe concatenates.
 PROBE_LAYERS = ("stage3", "stage4", "stage5", "stage6", "stage7", "features")
+#: The whole benchmark's time budget, in CPU units (issue 16: about 30 minutes on a 2-core AMD EPYC).
+BUDGET_UNITS = 45
+#: One CPU unit is the wall time of this work: EfficientNet-Lite0's forward pass over as many images as
+#: ELPV has (164 batches of 16 = 2,624), at 160 px, on 2 threads.
+UNIT_BATCHES, UNIT_BATCH_SIZE, UNIT_SIZE, UNIT_THREADS = 164, 16, 160, 2
 
 
 # ---------------------------------------------------------------- measuring
@@ -68,6 +78,41 @@ class PeakMemory:
 
 def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
+
+
+def cpu_unit_seconds(batches: int = UNIT_BATCHES, repeats: int = 2) -> float:
+    """Seconds that one CPU unit takes on this machine, now: the yardstick of the time budget.
+
+    A plain EfficientNet-Lite0 (timm, random weights, eval mode, channels last) runs 164 batches of
+    16 random 3x160x160 images on 2 threads under ``torch.inference_mode``: one warm-up batch, then
+    the best of ``repeats`` timed passes. The same work as ``../shared/tools/cpu_unit.py``. Fewer
+    ``batches`` (the smoke run) are timed and scaled to 164: an estimate. The global random state
+    and the thread count are left as they were.
+    """
+    import timm
+
+    with torch.random.fork_rng(devices=[]), tl.torch_threads(UNIT_THREADS):
+        torch.manual_seed(0)
+        model = timm.create_model("efficientnet_lite0", pretrained=False).eval()
+        model = model.to(memory_format=torch.channels_last)
+        batch = torch.randn(UNIT_BATCH_SIZE, 3, UNIT_SIZE, UNIT_SIZE).contiguous(memory_format=torch.channels_last)
+        best = inf
+        with torch.inference_mode():
+            model(batch)  # warm-up: allocations and kernel selection happen on the first call
+            for _ in range(repeats):
+                start = time.perf_counter()
+                for _ in range(batches):
+                    model(batch)
+                best = min(best, time.perf_counter() - start)
+    return best * UNIT_BATCHES / batches
+
+
+def budget_verdict(seconds: float, unit_seconds: float, budget_units: float = BUDGET_UNITS) -> str:
+    """One line: the run's wall time in seconds and in CPU units, and whether it kept the budget."""
+    units = seconds / unit_seconds
+    within = "within" if units <= budget_units else "OVER"
+    return (f"whole benchmark: {seconds:.0f} s = {units:.1f} CPU units of {unit_seconds:.1f} s "
+            f"({within} the budget of {budget_units:g} units = {budget_units * unit_seconds:.0f} s here)")
 
 
 def machine_description() -> dict:
@@ -186,13 +231,14 @@ def summarise(name: str, runs: list[dict]) -> dict:
 
 
 def markdown_table(results: dict) -> str:
-    rows = ["| strategy | accuracy | balanced acc. | ROC AUC | mono | poly | train+predict s (3 seeds) | features s (once) | peak MiB |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    """The results table; ``units`` is the strategy's train+predict and features time in CPU units."""
+    rows = ["| strategy | accuracy | balanced acc. | ROC AUC | mono | poly | train+predict s (3 seeds) | features s (once) | units | peak MiB |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["strategies"].items():
         pct = lambda k: f"{100 * r[k + '_mean']:.2f} ± {100 * r[k + '_std']:.2f}"
         rows.append(f"| {name} | {pct('accuracy')} | {pct('balanced_accuracy')} | {pct('roc_auc')} | "
                     f"{100 * r['accuracy_mono_mean']:.2f} | {100 * r['accuracy_poly_mean']:.2f} | "
-                    f"{r['wall_seconds']:.1f} | {r['extraction_seconds']:.1f} | {r['peak_memory_mb']:.0f} |")
+                    f"{r['wall_seconds']:.1f} | {r['extraction_seconds']:.1f} | {r['units']:.2f} | {r['peak_memory_mb']:.0f} |")
     return "\n".join(rows)
 
 
@@ -216,6 +262,17 @@ def main(argv=None) -> dict:
     command = "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:]))
     started = time.perf_counter()
     machine = machine_description()
+
+    # ---- the yardstick first: one CPU unit on this machine, in this sitting
+    unit_batches = 2 if args.quick else UNIT_BATCHES
+    with tl.Timer() as timer:
+        unit = cpu_unit_seconds(batches=unit_batches)
+    cpu_unit = {"seconds": unit, "measured_batches": unit_batches, "estimated": unit_batches != UNIT_BATCHES,
+                "measuring_seconds": timer.seconds, "threads": UNIT_THREADS,
+                "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    print(f"CPU unit: {unit:.1f} s (EfficientNet-Lite0 forward, {UNIT_BATCHES} x {UNIT_BATCH_SIZE} images at "
+          f"{UNIT_SIZE} px, {UNIT_THREADS} threads{f'; estimated from {unit_batches} batches' if cpu_unit['estimated'] else ''})",
+          flush=True)
 
     ds = tl.load_elpv()
     cells, train_cells, test_cells = select_cells(args.quick)
@@ -280,7 +337,8 @@ def main(argv=None) -> dict:
                 rows += [(name, seed, int(c), int(p)) for c, p in zip(test_cells, predicted)]
         summary = summarise(name, per_seed)
         summary.update(wall_seconds=timer.seconds, extraction_seconds=extraction_seconds,
-                       total_seconds=timer.seconds + extraction_seconds, peak_memory_mb=memory.peak_mb,
+                       total_seconds=timer.seconds + extraction_seconds,
+                       units=(timer.seconds + extraction_seconds) / unit, peak_memory_mb=memory.peak_mb,
                        seeds=list(seeds))
         if name in ("raw_pixels_logreg", "linear_probe", "multi_stage_probe", "rotation_ensemble_probe"):
             key = {"raw_pixels_logreg": "pixels", "linear_probe": "final", "multi_stage_probe": "multi",
@@ -294,7 +352,10 @@ def main(argv=None) -> dict:
     results["machine"] = machine
     results["protocol"] = {"split_seed": 0, "train": len(train_cells), "test": len(test_cells), "quick": args.quick,
                            "target": "probability > 0.5", "index": "position in elpv_dataset.utils.load_dataset() order"}
-    results["wall_seconds_total"] = time.perf_counter() - started
+    results["cpu_unit"] = cpu_unit
+    results["budget_units"] = BUDGET_UNITS
+    results["wall_seconds_total"] = time.perf_counter() - started  # the unit's own measurement included
+    results["units_total"] = results["wall_seconds_total"] / unit
     results["command"] = command
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -305,7 +366,7 @@ def main(argv=None) -> dict:
         writer.writerows(rows)
     table = markdown_table(results)
     print(table)
-    print(f"whole benchmark: {results['wall_seconds_total']:.0f} s")
+    print(budget_verdict(results["wall_seconds_total"], unit))
     if report is not None:
         write_report(report, results, table)
     return results
@@ -319,6 +380,16 @@ def _jsonable(value):
     raise TypeError(type(value))
 
 
+def unit_line(results: dict) -> str:
+    """The report's sentence on the CPU unit and the whole run's time in units."""
+    unit = results["cpu_unit"]
+    load = f"load average {unit['load_average'][0]:.1f}" if unit["load_average"] else "load average unknown"
+    estimated = f"; estimated from {unit['measured_batches']} batches" if unit["estimated"] else ""
+    verdict = budget_verdict(results["wall_seconds_total"], unit["seconds"], results["budget_units"])
+    return (f"CPU unit: **{unit['seconds']:.1f} s**, measured at the start of this run ({load}{estimated}). "
+            f"{verdict[0].upper()}{verdict[1:]}; measuring the unit took {unit['measuring_seconds']:.0f} s of it.")
+
+
 def write_report(path: Path, results: dict, table: str) -> None:
     """Replace the generated block of RESULTS.md (between the markers) with this run's table."""
     m = results["machine"]
@@ -330,6 +401,8 @@ def write_report(path: Path, results: dict, table: str) -> None:
         f"Python {m['python']}; load average {m['load_average_start'][0]:.1f} at start, "
         f"{m['load_average_end'][0]:.1f} at the end (the benchmark itself counts for about "
         f"{m['torch_threads']}; more means other jobs shared the cores).",
+        "",
+        unit_line(results),
         "",
         f"Whole benchmark: **{results['wall_seconds_total']:.0f} s** wall. Feature extraction (once, "
         f"{results['extraction']['size']} px): " + ", ".join(

@@ -1,10 +1,13 @@
 """The ELPV benchmark's smoke run writes results that anyone can re-score (structure, not accuracy)."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
+import io
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -16,7 +19,7 @@ STRATEGIES = {"majority", "raw_pixels_logreg", "small_cnn_scratch", "linear_prob
               "rotation_ensemble_probe", "fine_tune_top"}
 METRICS = {"accuracy_mean", "accuracy_std", "balanced_accuracy_mean", "balanced_accuracy_std", "roc_auc_mean",
            "roc_auc_std", "accuracy_mono_mean", "accuracy_poly_mean", "wall_seconds", "extraction_seconds",
-           "peak_memory_mb"}
+           "units", "peak_memory_mb"}
 
 
 def _load(name):
@@ -26,17 +29,28 @@ def _load(name):
     return module
 
 
+class QuickRun(NamedTuple):
+    results: dict  # results.json, read back
+    predictions: Path
+    results_path: Path
+    printed: str  # what the run printed
+    report: str  # the Markdown report it wrote
+
+
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory) -> QuickRun:
     out = tmp_path_factory.mktemp("benchmark")
-    results, predictions = out / "results.json", out / "predictions.csv"
-    _load("elpv").main(["--quick", "--out", str(results), "--predictions", str(predictions), "--threads", "1"])
-    return json.loads(results.read_text()), predictions, results
+    results, predictions, report = out / "results.json", out / "predictions.csv", out / "RESULTS.md"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        _load("elpv").main(["--quick", "--out", str(results), "--predictions", str(predictions), "--threads", "1",
+                            "--report", str(report)])
+    return QuickRun(json.loads(results.read_text()), predictions, results, printed.getvalue(), report.read_text())
 
 
 @pytest.mark.slow
 def test_results_json_has_every_strategy_with_its_metrics_and_the_machine(quick_run):
-    results, _, _ = quick_run
+    results = quick_run.results
     assert set(results["strategies"]) == STRATEGIES
     for name, metrics in results["strategies"].items():
         assert METRICS <= set(metrics), f"{name} lacks {METRICS - set(metrics)}"
@@ -46,8 +60,61 @@ def test_results_json_has_every_strategy_with_its_metrics_and_the_machine(quick_
 
 
 @pytest.mark.slow
+def test_time_is_reported_in_cpu_units_measured_in_the_same_run(quick_run):
+    results = quick_run.results
+    unit = results["cpu_unit"]
+    assert unit["seconds"] > 0 and unit["threads"] == 2 and unit["estimated"] and unit["measured_batches"] < 164
+    assert results["budget_units"] == 45
+    assert results["units_total"] == pytest.approx(results["wall_seconds_total"] / unit["seconds"])
+    assert unit["measuring_seconds"] < results["wall_seconds_total"]  # measured inside the run it bounds
+    for metrics in results["strategies"].values():
+        assert metrics["units"] == pytest.approx(metrics["total_seconds"] / unit["seconds"])
+    printed = quick_run.printed
+    assert printed.index(f"CPU unit: {unit['seconds']:.1f} s") < printed.index("features, ")  # at the start
+    assert f"= {results['units_total']:.1f} CPU units of {unit['seconds']:.1f} s" in printed.splitlines()[-1]
+    assert f"**{unit['seconds']:.1f} s**" in quick_run.report and f"{results['units_total']:.1f} CPU units" in quick_run.report
+    assert "| units |" in quick_run.report and f"| {results['strategies']['fine_tune_top']['units']:.2f} |" in quick_run.report
+
+
+def test_cpu_unit_times_lite0_forward_on_2_threads_and_restores_the_threads(monkeypatch):
+    import timm
+    import torch
+
+    elpv = _load("elpv")
+    calls = []
+    real_create = timm.create_model
+
+    def spy_create(name, pretrained):
+        model = real_create(name, pretrained=pretrained)
+        calls.append(("create", name, pretrained))
+        real_forward = model.forward
+
+        def forward(x):
+            calls.append(("forward", tuple(x.shape), x.is_contiguous(memory_format=torch.channels_last),
+                          torch.get_num_threads(), torch.is_inference_mode_enabled(), model.training))
+            return real_forward(x)
+
+        model.forward = forward
+        return model
+
+    monkeypatch.setattr(timm, "create_model", spy_create)
+    threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
+    seconds = elpv.cpu_unit_seconds(batches=2, repeats=2)
+    assert seconds > 0
+    assert calls[0] == ("create", "efficientnet_lite0", False)
+    assert calls[1:] == [("forward", (16, 3, 160, 160), True, 2, True, False)] * (1 + 2 * 2)  # warm-up, 2 x 2
+    assert torch.get_num_threads() == threads and torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_budget_verdict_says_when_a_run_is_over_the_budget():
+    elpv = _load("elpv")
+    assert "900 s = 45.0 CPU units of 20.0 s (within the budget of 45 units = 900 s here)" in elpv.budget_verdict(900, 20)
+    assert "OVER" in elpv.budget_verdict(901, 20) and "OVER" not in elpv.budget_verdict(10, 20)
+
+
+@pytest.mark.slow
 def test_predictions_csv_names_test_cells_in_load_dataset_order(quick_run):
-    results, predictions, _ = quick_run
+    results, predictions = quick_run.results, quick_run.predictions
     with open(predictions, newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
@@ -62,7 +129,7 @@ def test_predictions_csv_names_test_cells_in_load_dataset_order(quick_run):
 
 @pytest.mark.slow
 def test_independent_rescoring_agrees_with_results_json(quick_run):
-    _, predictions, results = quick_run
+    predictions, results = quick_run.predictions, quick_run.results_path
     problems = _load("rescore").rescore(predictions, results, check_order=False)
     assert problems == []
 
