@@ -10,13 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
+import lab_server
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -34,12 +31,6 @@ def _chromium() -> str | None:
     candidates = [os.environ.get("TLCOURSE_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
                   "/usr/bin/chromium"]
     return next((c for c in candidates if c and Path(c).is_file()), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _widget_notebook() -> nbformat.NotebookNode:
@@ -85,37 +76,19 @@ def jupyterlab(browser_tools, tmp_path):
         package, name = plugin.rsplit("/", 1)
         (settings / package).mkdir(parents=True, exist_ok=True)
         (settings / package / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
-    port, token = _free_port(), "tlcourse-browser-test"
+    port, token = lab_server.free_port(), "tlcourse-browser-test"
     env = {**os.environ, "TLCOURSE_STATIC": "0",  # widgets, not their static views, inside the browser
            "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
            "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
     env.pop("MPLBACKEND", None)  # the kernel's inline backend draws the plots
-    log = open(tmp_path / "jupyterlab.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-         "--LabApp.expose_app_in_browser=True", "--LabApp.extension_manager=readonly", "--allow-root"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("JupyterLab did not start:\n" + (tmp_path / "jupyterlab.log").read_text()[-3000:])
-                time.sleep(0.5)
+    args = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
+            "--LabApp.extension_manager=readonly", "--allow-root"]
+    with lab_server.running(args, port=port, token=token, log=tmp_path / "jupyterlab.log", env=env,
+                                start_timeout=120, start_new_session=True) as url:
         yield url, token, work
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 _FINISHED = """() => {

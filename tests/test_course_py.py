@@ -4,14 +4,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
+import lab_server
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,12 +210,6 @@ def test_cpu_torch_is_asked_for_within_pyprojects_ranges(monkeypatch):
 
 # --- JupyterLab ----------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _markdown_links(notebook: dict) -> list[str]:
     text = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
     return [link for link in re.findall(r"\]\(([^)\s#]+)", text) if not re.match(r"[a-z]+:", link)]
@@ -226,34 +219,14 @@ def _markdown_links(notebook: dict) -> list[str]:
 def course_lab(tmp_path):
     """The JupyterLab that ``course.py lab`` starts, on a free loopback port with a token; yields (url, token)."""
     pytest.importorskip("jupyterlab")
-    port, token, home = _free_port(), "tlcourse-lab-test", tmp_path / "jupyter"
+    port, token, home = lab_server.free_port(), "tlcourse-lab-test", tmp_path / "jupyter"
     args = course.lab_command(sys.executable, [
         "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", "--LabApp.extension_manager=readonly"])
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}
-    log = open(tmp_path / "lab.log", "w")
-    server = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log_text = (tmp_path / "lab.log").read_text(encoding="utf-8")
-                    pytest.fail("JupyterLab did not start:\n" + log_text[-3000:])
-                time.sleep(0.5)
+    with lab_server.running(args, port=port, token=token, log=tmp_path / "lab.log", cwd=ROOT, env=env) as url:
         yield url, token
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def _get(url: str) -> bytes:
