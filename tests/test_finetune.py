@@ -152,3 +152,14 @@ def test_weight_change_shows_which_stages_fine_tuning_moved():
     model, _ = tl.fine_tune_top(top, views, y, np.arange(48), epochs=2, device="cpu", progress=False)
     change = tl.weight_change(top, model)
     assert change["stage6"] == 0 and change["conv_head"] > 0 and change["classifier"] > 0
+
+
+def test_margin_over_seeds_calls_a_gain_only_when_it_exceeds_the_noise_across_seeds():
+    margin_over_seeds = tl.finetune.margin_over_seeds
+    steady = margin_over_seeds([0.86, 0.87, 0.865], reference=0.845)
+    assert steady["verdict"] == "beats" and steady["margin"] == pytest.approx(0.02) and steady["seeds"] == 3
+    assert steady["se"] == pytest.approx(np.std([0.86, 0.87, 0.865], ddof=1) / np.sqrt(3))
+    noisy = margin_over_seeds([0.82, 0.865, 0.91], reference=0.845)  # the same mean gain, nine times the spread
+    assert noisy["margin"] > 0 and noisy["verdict"] == "is within the noise of"
+    assert margin_over_seeds([0.82, 0.825, 0.83], reference=0.845)["verdict"] == "loses to"
+    assert margin_over_seeds([0.95], reference=0.845)["verdict"] == "is within the noise of"  # one seed: no noise estimate
