@@ -46,18 +46,34 @@ def _exercises(args) -> int:
 
 
 def _grade(args) -> int:
-    from .grading import Settings, grade, write_gradebook
+    from .grading import Gradebook, Limits, MixedLessons, Sandbox, SandboxUnavailable, Settings, grade
 
+    limits = Limits(memory=int(args.memory_limit * 2**30) if args.memory_limit else None)
+    sandbox = Sandbox(mode="none" if args.unsafe_no_sandbox else "auto", command=args.kernel_command, limits=limits)
     settings = Settings(cell_timeout=args.cell_timeout, submission_timeout=args.timeout, jobs=args.jobs,
-                        lesson=args.lesson.zfill(2) if args.lesson else None, solutions=_course_folder(args.solutions, "solutions"))
-    results = grade(args.submissions, settings)
-    feedback = write_gradebook(results, Path(args.out), args.feedback)
+                        lesson=args.lesson.zfill(2) if args.lesson else None,
+                        exercises=_course_folder(args.exercises, "exercises"), sandbox=sandbox)
+    if args.unsafe_no_sandbox and not args.kernel_command:
+        print(f"tlcourse grade: WARNING, --unsafe-no-sandbox: {sandbox_risks()}", file=sys.stderr)
+    book = Gradebook(Path(args.out), args.feedback)
+    hide = [book.out.parent.resolve(), book.feedback_dir.resolve()]
+    try:
+        results = grade(args.submissions, settings, on_result=book.add, hide=hide)
+    except (SandboxUnavailable, MixedLessons) as err:
+        print(f"tlcourse grade: {err}", file=sys.stderr)
+        return 2
     for r in results:
         print(f"{r.total:>3} / {r.max_points:<3} {r.status:<8} {r.submission}")
-    print(f"wrote {args.out} ({len(results)} rows) and feedback files in {feedback}/")
+    print(f"wrote {args.out} ({len(results)} rows) and feedback files in {book.feedback_dir}/")
     if results and all(r.status == "invalid" for r in results):
         print("tlcourse grade: no submission could be graded; read a feedback file to see why.", file=sys.stderr)
     return 0
+
+
+def sandbox_risks() -> str:
+    from .grading.sandbox import RISKS
+
+    return RISKS + " Use it only for code you trust, or inside a throw-away container with no network."
 
 
 def _predict(args) -> int:
@@ -102,9 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--cell-timeout", type=float, default=60.0, help="seconds per cell (default 60)")
     gr.add_argument("--timeout", type=float, default=600.0,
                     help="hard limit in seconds per submission; its kernel is killed after it (default 600)")
-    gr.add_argument("--lesson", help="the assignment's lesson, e.g. 01 (default: what most submissions say)")
-    gr.add_argument("--solutions", help="folder of solution notebooks (default: solutions)")
+    gr.add_argument("--lesson", help="the assignment's lesson, e.g. 01 (default: the lesson the submissions "
+                                     "declare; a batch of several lessons is refused)")
+    gr.add_argument("--exercises", help="folder of exercise notebooks, the grading templates (default: exercises)")
     gr.add_argument("--feedback", help="folder for the feedback files (default: <out>_feedback/)")
+    gr.add_argument("--memory-limit", type=float, default=8.0, metavar="GIB",
+                    help="address space per kernel in GiB (default 8; 0: no limit)")
+    gr.add_argument("--kernel-command", metavar="TEMPLATE",
+                    help="run each kernel through this command instead of bubblewrap (a container, say): "
+                         "{kernel} is the kernel's command, {io} the folder it must see at the same path "
+                         "(see INSTRUCTORS.md)")
+    gr.add_argument("--unsafe-no-sandbox", action="store_true",
+                    help="run the kernels without a sandbox, as your own user: only for code you trust")
     gr.set_defaults(func=_grade)
 
     pr = sub.add_parser("predict", help="classify image files with a model saved by tlcourse.deploy.save_model")

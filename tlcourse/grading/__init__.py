@@ -3,14 +3,19 @@
 For each submission the grader
 
 1. reads it (anything that is not a notebook of the assignment's lesson is ``invalid``);
-2. rebuilds it from the solution template, taking only the code of its ``answer:`` cells;
-3. runs it in a fresh kernel (``kernel.py``: a timeout per cell, a hard limit per submission);
-4. after the learner's cells, runs each task's evidence code from a fresh copy of this package,
-   loaded under a random name and saving to a random path;
-5. judges the evidence here, outside the kernel, against reference computations.
+2. rebuilds it from the exercise template (``exercises/``, never ``solutions/``), taking only
+   the code of its ``answer:`` cells;
+3. runs it in a fresh kernel in a sandbox of its own (``sandbox.py``: bubblewrap by default on
+   Linux) with a timeout per cell and a hard limit per submission (``kernel.py``);
+4. after the learner's cells, runs each task's hidden test from the package, loaded under a
+   random name, on inputs drawn fresh for this run (a random seed), and saves plain-data
+   evidence signed with a token that only this kernel is given (``evidence.py``);
+5. judges the evidence here, outside the sandbox, against reference computations on the same
+   fresh inputs.
 
-Redefining ``tl.check`` or patching ``tlcourse`` inside the kernel therefore changes nothing:
-neither the evidence code nor the judge comes from the kernel's modules.
+Redefining ``tl.check`` or patching ``tlcourse`` inside the kernel changes nothing, forged
+evidence must hold the right answers to questions drawn at grading time, and the sandbox keeps
+the solutions, the other submissions and the gradebook out of reach.
 """
 from __future__ import annotations
 
@@ -25,6 +30,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
+
+from .sandbox import RISKS, Limits, Sandbox, SandboxUnavailable  # noqa: F401  (part of the grading API)
 
 MAX_BYTES = 20_000_000  # a notebook larger than this is not a plausible submission
 STATUSES = ("ok", "timeout", "error", "invalid")
@@ -34,13 +42,15 @@ WARM_UP_TIMEOUT = 180.0
 
 @dataclass
 class Settings:
-    """How to grade: time limits, parallelism, and where the solution templates are."""
+    """How to grade: time limits, parallelism, the sandbox, and where the exercise templates are."""
 
     cell_timeout: float = 60.0
     submission_timeout: float = 600.0
     jobs: int = 1
-    lesson: str | None = None  # None: the lesson most submissions declare
-    solutions: Path = Path("solutions")
+    lesson: str | None = None  # None: the lesson the submissions declare (they must agree)
+    exercises: Path = Path("exercises")
+    sandbox: Sandbox = field(default_factory=Sandbox)
+    evidence_limit: int = 64 << 20  # bytes of evidence per task
 
 
 @dataclass
@@ -57,6 +67,10 @@ class Result:
     @property
     def total(self) -> int:
         return sum(self.points.values())
+
+
+class MixedLessons(ValueError):
+    """The submissions belong to several lessons, and no ``--lesson`` says which one to grade."""
 
 
 # ---------------------------------------------------------------- reading submissions
@@ -79,6 +93,11 @@ def read_submission(path: Path) -> dict:
         raise Invalid(f"the file cannot be read ({type(err).__name__})") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise Invalid(f"it is not a readable notebook (not valid JSON: {type(err).__name__})") from None
+    if isinstance(nb, dict) and "cells" not in nb and (isinstance(nb.get("worksheets"), list)
+                                                       or isinstance(nb.get("nbformat"), int) and nb["nbformat"] < 4):
+        raise Invalid(f"it is a notebook in an old format (nbformat {nb.get('nbformat', '3 or older')}); open it "
+                      "in Jupyter and save it again, or convert it with `jupyter nbconvert --to notebook "
+                      "--nbformat 4`, then hand it in again")
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise Invalid("it is JSON but not a Jupyter notebook (no list of cells)")
     cells = [c for c in nb["cells"] if isinstance(c, dict) and isinstance(c.get("cell_type"), str)]
@@ -106,17 +125,23 @@ def declared_lesson(path: Path) -> str | None:
 
 
 def assignment_lesson(paths: list[Path]) -> str | None:
-    """The lesson most submissions declare (ties: the lowest number)."""
-    counts = Counter(lesson for lesson in map(declared_lesson, paths) if lesson)
-    if not counts:
-        return None
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0][0]
+    """The lesson the submissions declare; :class:`MixedLessons` when they declare several."""
+    declared = {path: declared_lesson(path) for path in paths}
+    counts = Counter(lesson for lesson in declared.values() if lesson)
+    if len(counts) > 1:
+        groups = "; ".join(f"lesson {lesson}: {n} file(s), e.g. {next(p for p, d in declared.items() if d == lesson)}"
+                           for lesson, n in sorted(counts.items()))
+        raise MixedLessons(f"These submissions belong to {len(counts)} lessons ({groups}). Grade one lesson "
+                           "at a time: put each lesson's files in a folder of its own, or pass --lesson NN "
+                           "(the other lessons' files then get `invalid` rows).")
+    return next(iter(counts), None)
 
 
-def solution_for(lesson: str, solutions: Path) -> Path:
-    matches = sorted(solutions.glob(f"{lesson}_*.ipynb"))
+def template_for(lesson: str, exercises: Path) -> Path:
+    """The exercise notebook of ``lesson`` (kept identical to the generated one by ``exercises check``)."""
+    matches = sorted(Path(exercises).glob(f"{lesson}_*.ipynb"))
     if not matches:
-        raise FileNotFoundError(f"No solution notebook {solutions}/{lesson}_*.ipynb to grade lesson {lesson} against.")
+        raise FileNotFoundError(f"No exercise notebook {exercises}/{lesson}_*.ipynb to grade lesson {lesson} against.")
     return matches[0]
 
 
@@ -140,44 +165,57 @@ if {name!r} not in _tlg_sys.modules:
     _tlg_spec = _tlg_util.spec_from_file_location({name!r}, {init!r}, submodule_search_locations=[{pkg!r}])
     _tlg_sys.modules[{name!r}] = _tlg_util.module_from_spec(_tlg_spec)
     _tlg_spec.loader.exec_module(_tlg_sys.modules[{name!r}])
-_tlg_importlib.import_module({name!r} + ".grading.checks").collect_evidence({task!r}, globals(), {path!r})
+_tlg_importlib.import_module({name!r} + ".grading.checks").collect_evidence(
+    {task!r}, globals(), {path!r}, seed={seed!r}, run={run!r})
 '''
 
 
-def _gradable_notebook(submission: dict, solution: Path, lesson: str, package: Path, secret_dir: Path):
+@dataclass
+class _Run:
+    """One grading run's secrets: the fresh inputs' seed, the token, where each task's evidence goes."""
+
+    seed: int
+    token: str
+    paths: dict[str, Path]
+
+
+def _gradable_notebook(submission: dict, template: Path, lesson: str, package: Path, secret_dir: Path):
     """The template with the learner's answers, minus check cells, plus one evidence cell per task.
 
     Returns the notebook, ``{cell index: task id}`` for answer cells, ``{cell index: task id}``
-    for evidence cells, and ``{task id: evidence path}``.
+    for evidence cells, and the run's :class:`_Run`.
     """
     import nbformat
 
     from .checks import lesson_tasks
-    from ..tooling.exercises import answer_task, expected_exercise, merge_answers
+    from ..tooling.exercises import answer_task, merge_answers, read_notebook
 
-    nb = merge_answers(expected_exercise(solution), submission["cells"])
+    nb = merge_answers(read_notebook(template), submission["cells"])
     nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and not answer_task(c) and _is_check_cell(c.source))]
     nb.cells.insert(0, nbformat.v4.new_code_cell(WARM_UP))
     answer_cells = {i: answer_task(c) for i, c in enumerate(nb.cells) if answer_task(c)}
     name = f"_tlgrade_{secrets.token_hex(8)}"
-    evidence_cells, paths = {}, {}
+    run = _Run(seed=secrets.randbits(48), token=secrets.token_hex(16), paths={})
+    evidence_cells = {}
     for task in lesson_tasks(lesson):
-        paths[task.id] = secret_dir / f"{secrets.token_hex(12)}.pt"
-        source = _HARVEST.format(name=name, init=str(package / "__init__.py"), pkg=str(package),
-                                 task=task.id, path=str(paths[task.id]))
+        run.paths[task.id] = secret_dir / f"evidence-{secrets.token_hex(12)}.npz"
+        source = _HARVEST.format(name=name, init=str(package / "__init__.py"), pkg=str(package), task=task.id,
+                                 path=str(run.paths[task.id]), seed=run.seed, run=run.token)
         evidence_cells[len(nb.cells)] = task.id
         nb.cells.append(nbformat.v4.new_code_cell(source))
-    return nb, answer_cells, evidence_cells, paths
+    return nb, answer_cells, evidence_cells, run
 
 
-def _kernel_env(workdir: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_RUNTIME"))}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONHASHSEED="0",
-               IPYTHONDIR=str(workdir / "ipython"), TQDM_DISABLE="1")
-    return env
+@dataclass
+class _Batch:
+    """What every submission of a batch shares: the resolved sandbox, the package the kernels load."""
+
+    kind: str  # "bwrap", "command" or "none"
+    package: Path
+    hidden: list[Path]
 
 
-def grade_submission(path: Path, lesson: str, settings: Settings, package: Path) -> Result:
+def grade_submission(path: Path, lesson: str, settings: Settings, batch: _Batch, index: int = 0) -> Result:
     """Grade one file; never raises (a grader failure becomes status ``error``)."""
     from .checks import lesson_tasks
 
@@ -199,7 +237,7 @@ def grade_submission(path: Path, lesson: str, settings: Settings, package: Path)
         result.feedback = _feedback(result, tasks, {}, f"This file could not be graded: {err}.")
         return result
     try:
-        _run_and_judge(submission, result, tasks, settings, package)
+        _run_and_judge(submission, result, tasks, settings, batch, index)
     except Exception as err:  # the grader must write a row whatever happens
         result.points = {t.id: 0 for t in tasks}
         result.status = "error"
@@ -214,26 +252,26 @@ def _answer_tags(submission: dict) -> list[str]:
     return [t for t in map(answer_task, submission["cells"]) if t]
 
 
-def _run_and_judge(submission: dict, result: Result, tasks, settings: Settings, package: Path) -> None:
-    import torch
-
+def _run_and_judge(submission: dict, result: Result, tasks, settings: Settings, batch: _Batch,
+                   index: int) -> None:
+    from . import evidence as files
     from .checks import hint, judge_evidence
     from .kernel import run_notebook
+    from .sandbox import plan_kernel
 
-    solution = solution_for(result.lesson, settings.solutions)
+    template = template_for(result.lesson, settings.exercises)
     with tempfile.TemporaryDirectory(prefix="tlgrade-") as tmp:
         workdir = Path(tmp)
-        (workdir / "cwd").mkdir()
-        secret_dir = workdir / secrets.token_hex(8)
-        secret_dir.mkdir()
-        nb, answer_cells, evidence_cells, paths = _gradable_notebook(
-            submission, solution, result.lesson, package, secret_dir)
+        cpu = 2 * settings.submission_timeout + WARM_UP_TIMEOUT  # a backstop: the deadline kills first
+        plan = plan_kernel(settings.sandbox, batch.kind, workdir, batch.package, batch.hidden, cpu, index)
+        nb, answer_cells, evidence_cells, secrets_of_run = _gradable_notebook(
+            submission, template, result.lesson, batch.package, plan.io)
         limits = {i: t.time_limit for i, task_id in evidence_cells.items()
                   for t in tasks if t.id == task_id and t.time_limit}
         limits[0] = max(settings.cell_timeout, WARM_UP_TIMEOUT)  # the warm-up cell
         run = run_notebook(
             nb, cell_timeout=settings.cell_timeout, total_timeout=settings.submission_timeout,
-            cwd=str(workdir / "cwd"), env=_kernel_env(workdir), timeouts=limits)
+            cwd=plan.cwd, env=plan.env, timeouts=limits, plan=plan)
         outcomes, out_of_time = run.outcomes, run.out_of_time
         notes: dict[str, str] = {}
         for task in tasks:
@@ -247,9 +285,12 @@ def _run_and_judge(submission: dict, result: Result, tasks, settings: Settings, 
                 notes[task.id] = "The hidden test " + _describe(outcomes[harvest]) + " No points for this task."
                 continue
             try:
-                evidence = torch.load(paths[task.id], map_location="cpu", weights_only=True)
-                verdict = judge_evidence(task, evidence, strict=True)
-            except Exception as err:  # missing, unreadable or malformed evidence earns nothing
+                evidence = files.verified(secrets_of_run.paths[task.id], secrets_of_run.token, task.id,
+                                          settings.evidence_limit)
+                verdict = judge_evidence(task, evidence, strict=True, seed=secrets_of_run.seed)
+            except files.EvidenceRejected as err:
+                verdict = hint(f"The hidden test could not use this answer: {err}.")
+            except Exception as err:  # malformed evidence earns nothing
                 verdict = hint(f"The hidden test could not use this answer ({type(err).__name__}).")
             result.points[task.id] = task.points if verdict.passed else 0
             notes[task.id] = verdict.markdown(task.id)
@@ -298,17 +339,32 @@ def collect_submissions(items: list[str | Path]) -> list[Path]:
 
 
 def _snapshot_package(dest: Path) -> Path:
-    """Copy this package's source so kernels load evidence code no submission can have edited."""
+    """Copy this package's source (bare kernels only: they could write into the original)."""
     source = Path(__file__).resolve().parent.parent
     target = dest / "tlcourse"
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return target
 
 
-def grade(items: list[str | Path], settings: Settings) -> list[Result]:
-    """Grade every submission (in parallel with ``settings.jobs``); one :class:`Result` each."""
+def _hidden(paths: list[Path], extra: list[Path]) -> list[Path]:
+    """Folders a sandbox must not see, should a read-only bind happen to contain them: the course's
+    solutions and git history (an editable install is the repository), the submissions, the outputs."""
+    root = Path(__file__).resolve().parent.parent.parent
+    return [root / "solutions", root / ".git", *{p.resolve().parent for p in paths}, *extra]
+
+
+def grade(items: list[str | Path], settings: Settings, on_result: Callable[[Result], None] | None = None,
+          hide: list[Path] | None = None) -> list[Result]:
+    """Grade every submission (in parallel with ``settings.jobs``); one :class:`Result` each.
+
+    ``on_result`` is called with each result as soon as it is ready (the CLI writes the gradebook
+    then). Raises :class:`SandboxUnavailable` when no sandbox can run and ``settings.sandbox`` does
+    not allow bare kernels, and :class:`MixedLessons` for a batch of several lessons without
+    ``settings.lesson``. ``hide`` names more folders the sandboxes must not see.
+    """
     from .checks import lesson_tasks
 
+    kind = settings.sandbox.resolve()
     paths = collect_submissions(items)
     lesson = settings.lesson or assignment_lesson(paths)
     problem = None
@@ -316,17 +372,30 @@ def grade(items: list[str | Path], settings: Settings) -> list[Result]:
         problem = "it is not an exercise notebook of this course (no lesson id, no answer cells)"
     elif not lesson_tasks(lesson):
         problem = f"lesson {lesson} has no graded tasks (no tlcourse/grading/tasks/l{lesson}.py)"
-    elif not list(settings.solutions.glob(f"{lesson}_*.ipynb")):
-        problem = f"there is no solution notebook {settings.solutions}/{lesson}_*.ipynb to grade lesson {lesson} against"
+    elif not list(Path(settings.exercises).glob(f"{lesson}_*.ipynb")):
+        problem = (f"there is no exercise notebook {settings.exercises}/{lesson}_*.ipynb to grade lesson {lesson} "
+                   "against")
     if problem:
         results = [Result(str(p), lesson, status="invalid") for p in paths]
         for r in results:
             r.feedback = _feedback(r, [], {}, f"This file could not be graded: {problem}.")
+            if on_result:
+                on_result(r)
         return results
+
+    def one(numbered: tuple[int, Path]) -> Result:
+        result = grade_submission(numbered[1], lesson, settings, batch, numbered[0])
+        if on_result:
+            on_result(result)
+        return result
+
     with tempfile.TemporaryDirectory(prefix="tlgrade-pkg-") as tmp:
-        package = _snapshot_package(Path(tmp))
+        package = Path(__file__).resolve().parent.parent
+        if kind == "none":
+            package = _snapshot_package(Path(tmp))
+        batch = _Batch(kind, package, _hidden(paths, list(hide or [])))
         with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
-            return list(pool.map(lambda p: grade_submission(p, lesson, settings, package), paths))
+            return list(pool.map(one, enumerate(paths)))
 
 
 def feedback_name(submission: str, taken: set[str]) -> str:
@@ -339,21 +408,66 @@ def feedback_name(submission: str, taken: set[str]) -> str:
     return name
 
 
-def write_gradebook(results: list[Result], out: Path, feedback_dir: Path | None = None) -> Path:
-    """Write the CSV (``submission, <tasks>, total, max, status``) and one feedback file per row."""
-    from .checks import lesson_tasks
+def spreadsheet_safe(value) -> str | int:
+    """A CSV cell that a spreadsheet shows as text: a leading ``'`` before ``= + - @``, tab or CR."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
-    lessons = [r.lesson for r in results if r.lesson]
-    task_ids = [t.id for t in lesson_tasks(lessons[0])] if lessons else []
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    feedback_dir = Path(feedback_dir) if feedback_dir else out.with_name(out.stem + "_feedback")
-    feedback_dir.mkdir(parents=True, exist_ok=True)
-    taken: set[str] = set()
-    with open(out, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+
+def _replace_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
+                                         prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+class Gradebook:
+    """The CSV (``submission, <tasks>, total, max, status``) and the feedback folder, rewritten
+    atomically after every :meth:`add`, so a crash keeps every row finished so far."""
+
+    def __init__(self, out: Path, feedback_dir: Path | None = None) -> None:
+        self.out = Path(out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.feedback_dir = Path(feedback_dir) if feedback_dir else self.out.with_name(self.out.stem + "_feedback")
+        self.feedback_dir.mkdir(parents=True, exist_ok=True)
+        self.results: list[Result] = []
+        self._taken: set[str] = set()
+
+    def add(self, result: Result) -> None:
+        self.results.append(result)
+        _replace_atomically(self.feedback_dir / feedback_name(result.submission, self._taken), result.feedback)
+        self._write_csv()
+
+    def _write_csv(self) -> None:
+        import io
+
+        from .checks import lesson_tasks
+
+        lessons = [r.lesson for r in self.results if r.lesson]
+        task_ids = [t.id for t in lesson_tasks(lessons[0])] if lessons else []
+        text = io.StringIO()
+        writer = csv.writer(text)
         writer.writerow(["submission", *task_ids, "total", "max", "status"])
-        for r in results:
-            writer.writerow([r.submission, *(r.points.get(t, 0) for t in task_ids), r.total, r.max_points, r.status])
-            (feedback_dir / feedback_name(r.submission, taken)).write_text(r.feedback, encoding="utf-8")
-    return feedback_dir
+        for r in self.results:
+            writer.writerow([spreadsheet_safe(r.submission), *(r.points.get(t, 0) for t in task_ids), r.total,
+                             r.max_points, spreadsheet_safe(r.status)])
+        _replace_atomically(self.out, text.getvalue())
+
+
+def write_gradebook(results: list[Result], out: Path, feedback_dir: Path | None = None) -> Path:
+    """Write the CSV and one feedback file per row (see :class:`Gradebook`); returns the feedback folder."""
+    book = Gradebook(out, feedback_dir)
+    for result in results:
+        book.add(result)
+    if not results:
+        book._write_csv()
+    return book.feedback_dir

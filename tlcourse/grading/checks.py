@@ -15,6 +15,9 @@ with ``strict=True`` in the submission's kernel, from a fresh copy of this packa
 from __future__ import annotations
 
 import importlib
+import random
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -127,14 +130,49 @@ def get_task(task_id: str) -> Task:
     return _TASKS[task_id]
 
 
+# ---------------------------------------------------------------- fresh inputs for the hidden tests
+
+_CHALLENGE: ContextVar[int] = ContextVar("tlcourse_challenge", default=0)
+
+
+def challenge() -> int:
+    """The seed of the hidden tests' inputs: 0 for ``tl.check``, drawn anew for every grading run.
+
+    A task's ``evidence`` (in the kernel) and ``judge`` (in the grader) both read it, so the judge
+    recomputes the expected answer on the very inputs the learner's code was given, and a learner
+    cannot prepare an answer for inputs that are drawn only when the hidden test starts.
+    """
+    return _CHALLENGE.get()
+
+
+@contextmanager
+def challenge_seed(seed: int):
+    """Run the block with :func:`challenge` returning ``seed`` (the grader's side of a run)."""
+    token = _CHALLENGE.set(int(seed))
+    try:
+        yield
+    finally:
+        _CHALLENGE.reset(token)
+
+
+def fresh_generator(salt: int = 0) -> torch.Generator:
+    """A torch generator seeded by this run's challenge (and ``salt``, one per use)."""
+    return torch.Generator().manual_seed((challenge() * 1_000_003 + salt) % 2**63)
+
+
+def fresh_random(salt: int = 0) -> random.Random:
+    """A Python ``random.Random`` seeded by this run's challenge (and ``salt``): for choices."""
+    return random.Random(challenge() * 1_000_003 + salt)
+
+
 # ---------------------------------------------------------------- running a task
 
-def evidence_for(task: Task, answer: Any, strict: bool) -> dict:
+def evidence_for(task: Task, answer: Any, strict: bool, seed: int | None = None) -> dict:
     """The task's evidence for ``answer``; placeholders and crashes become evidence too."""
     if answer is Ellipsis:
         return {"not_attempted": True}
     try:
-        with torch_threads(1):  # small computations: one thread is fast and predictable on busy machines
+        with torch_threads(1), challenge_seed(challenge() if seed is None else seed):
             return task.evidence(answer, strict)
     except KeyboardInterrupt:
         raise
@@ -142,15 +180,16 @@ def evidence_for(task: Task, answer: Any, strict: bool) -> dict:
         return {"error": describe_error(err, 500)}
 
 
-def judge_evidence(task: Task, evidence: Any, strict: bool) -> Verdict:
-    """The task's verdict on ``evidence``; evidence that is not a dict or holds an error fails."""
+def judge_evidence(task: Task, evidence: Any, strict: bool, seed: int | None = None) -> Verdict:
+    """The task's verdict on ``evidence`` (made with challenge ``seed``); evidence that is not a
+    dict or holds an error fails."""
     if not isinstance(evidence, dict):
         return hint("The grader could not read any evidence for this task.")
     if evidence.get("not_attempted"):
         return not_attempted()
     if "error" in evidence:
         return hint(f"Running your answer raised `{evidence['error']}`. Fix the error, then check again.")
-    with torch_threads(1):
+    with torch_threads(1), challenge_seed(challenge() if seed is None else seed):
         return task.judge(evidence, strict)
 
 
@@ -191,27 +230,31 @@ def _show_markdown(text: str) -> None:
 
 # ---------------------------------------------------------------- the grader's kernel-side step
 
-def collect_evidence(task_id: str, namespace: dict, path: str) -> None:
+def collect_evidence(task_id: str, namespace: dict, path: str, seed: int = 0, run: str = "") -> None:
     """Grader only: compute a task's strict evidence from the notebook's variables and save it.
 
-    The grader calls this from a fresh copy of the package, after the learner's cells, and
-    reads ``path`` (a random name) once the kernel is gone. Never raises.
+    The grader calls this from a fresh copy of the package, after the learner's cells, with the
+    run's fresh ``seed`` (see :func:`challenge`) and ``run``, a token that only this kernel is
+    given; it reads ``path`` (plain data, see ``evidence.py``) once the kernel is gone. Never raises.
     """
+    from . import evidence as files
+
     try:
         task = get_task(task_id)
         answer = namespace.get(task.answer, _Missing) if isinstance(namespace, dict) else _Missing
         if answer is _Missing:
             evidence = {"error": f"NameError: the variable `{task.answer}` is not defined"}
         else:
-            evidence = evidence_for(task, answer, strict=True)
+            evidence = evidence_for(task, answer, strict=True, seed=seed)
     except KeyboardInterrupt:
         raise
     except BaseException as err:
         evidence = {"error": describe_error(err, 500)}
     try:
-        torch.save(evidence, path)
+        files.save(files.signed(evidence, run, task_id), path)
     except Exception as err:  # e.g. the evidence held an object that is not plain data
-        torch.save({"error": f"the evidence could not be saved ({type(err).__name__})"}, path)
+        files.save(files.signed({"error": f"the evidence could not be saved ({type(err).__name__}: {err})"[:300]},
+                                run, task_id), path)
 
 
 class _Missing:

@@ -37,11 +37,14 @@ class CellOutcome:
 
 
 class _ThisPython(KernelSpecManager):
-    """Kernels run on the grader's own Python, whatever kernelspecs the machine has."""
+    """Kernels run on the grader's own Python (or the command given), whatever kernelspecs the machine has."""
+
+    argv: list = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    interrupt: str = "signal"
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
-        return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                          display_name="tlcourse grader", language="python", resource_dir="")
+        return KernelSpec(argv=list(self.argv), display_name="tlcourse grader", language="python",
+                          resource_dir="", interrupt_mode=self.interrupt)
 
 
 class _Client(NotebookClient):
@@ -77,9 +80,10 @@ class NotebookRun:
     """Execute ``nb`` (in place) and record a :class:`CellOutcome` per code cell index."""
 
     def __init__(self, nb, *, cell_timeout: float, deadline: float, cwd: str, env: dict,
-                 timeouts: dict[int, float] | None = None) -> None:
+                 timeouts: dict[int, float] | None = None, plan=None) -> None:
         self.nb, self.cell_timeout, self.deadline = nb, cell_timeout, deadline
         self.cwd, self.env, self.timeouts = cwd, env, timeouts or {}
+        self.plan = plan  # a sandbox.KernelPlan, or None: a bare kernel on this Python
         self.outcomes: dict[int, CellOutcome] = {}
         self.fatal: dict[int, CellOutcome] = {}  # cells skipped in later attempts
         self.kernel_pgid: int | None = None
@@ -111,7 +115,7 @@ class NotebookRun:
                              for i, cell in enumerate(self.nb.cells)
                              if cell.cell_type == "code" and i not in self.fatal}
             return None
-        km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_ThisPython())
+        km = self._kernel_manager()
         client = _Client(self.nb, km=km, allow_errors=True, shutdown_kernel="immediate",
                          timeout=int(self.cell_timeout), startup_timeout=120, iopub_timeout=2,
                          resources={"metadata": {"path": self.cwd}})
@@ -152,6 +156,20 @@ class NotebookRun:
             self.kernel_pgid = None
         return None
 
+    def _kernel_manager(self) -> AsyncKernelManager:
+        specs = _ThisPython()
+        if self.plan is None:
+            return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)
+        specs.argv, specs.interrupt = list(self.plan.argv), self.plan.interrupt_mode
+        connection = self.plan.io / "kernel.json"
+        if connection.exists():  # left by the previous attempt's kernel
+            connection.unlink()
+        km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs, transport=self.plan.transport,
+                                connection_file=str(connection))
+        if self.plan.transport == "ipc":  # UNIX sockets in the shared folder: no network needed
+            km.ip = str(self.plan.io / f"kernel{len(self.kernel_pgids)}")
+        return km
+
     async def _interrupted(self, client) -> bool:
         """Send SIGINT and wait for the kernel to answer; False when it does not."""
         try:
@@ -174,14 +192,15 @@ def _devnull() -> int:
 
 
 def run_notebook(nb, *, cell_timeout: float, total_timeout: float, cwd: str, env: dict,
-                 timeouts: dict[int, float] | None = None) -> NotebookRun:
+                 timeouts: dict[int, float] | None = None, plan=None) -> NotebookRun:
     """Run ``nb`` in place; the returned run holds each code cell's ``outcomes`` and ``out_of_time``.
 
     ``total_timeout`` is a hard limit: when it passes, the kernel's process group is killed
-    even if its code ignores SIGINT.
+    even if its code ignores SIGINT. ``plan`` (a :class:`tlcourse.grading.sandbox.KernelPlan`)
+    says how to start the kernel (in a sandbox); without it the kernel runs bare on this Python.
     """
     run = NotebookRun(nb, cell_timeout=cell_timeout, deadline=time.monotonic() + total_timeout,
-                      cwd=cwd, env=env, timeouts=timeouts)
+                      cwd=cwd, env=env, timeouts=timeouts, plan=plan)
 
     async def bounded():
         try:

@@ -1,7 +1,10 @@
 """Lesson 01's exercise tasks: a prediction, a parameter count, a new head, the BatchNorm trap, top-k.
 
 Every judge compares the learner's evidence with a reference computed here with the package's
-own helpers on a fresh pretrained backbone, never with a stored number.
+own helpers on a fresh pretrained backbone, never with a stored number. The hidden tests of the
+tasks whose answer is a model or a function run it on inputs drawn fresh for each grading run
+(:func:`checks.challenge`: random images, crops, sizes, head widths, ``k``), and the judge, in the
+grader's process, recomputes what the right answer gives on those very inputs.
 """
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ import torch
 from torch import nn
 
 from ... import freezing, models, transforms
-from ..checks import (Task, Verdict, as_plain_tensor, call_answer, close, extra_for_kind, function_evidence, hint,
-                      judge_cases, not_attempted, passed, register)
+from ..checks import (Task, Verdict, as_plain_tensor, call_answer, close, extra_for_kind, fresh_generator,
+                      fresh_random, function_evidence, hint, judge_cases, not_attempted, passed, register)
 
 PROB_TOL = 3e-3  # probabilities agree to this much on CPU and GPU
 
@@ -166,7 +169,12 @@ HEAD_CLASSES = 2
 
 
 def _head_probe(strict: bool) -> torch.Tensor:
-    return _probe((2, 3, 128, 128), seed=1) if strict else _probe((1, 3, 96, 96), seed=0)
+    """Images for the head: in the hidden test, a fresh batch size, image size and content."""
+    if not strict:
+        return _probe((1, 3, 96, 96), seed=0)
+    rng = fresh_random(1)
+    shape = (rng.randint(2, 3), 3, rng.choice([96, 112, 128, 160]), rng.choice([96, 128, 144]))
+    return torch.randn(shape, generator=fresh_generator(1))
 
 
 def head_evidence(answer, strict: bool) -> dict:
@@ -247,20 +255,33 @@ register(Task("01.head", "A new head for two classes", points=2, answer="elpv_mo
 
 def _bn_cases(strict: bool) -> list[tuple[str, str, bool]]:
     """(case name, model kind, call model.train() before freeze_body)."""
-    cases = [("a backbone with a 2-class head, in train mode", "backbone", True)]
+    cases = [("a backbone with a new head, in train mode", "backbone", True)]
     if strict:
-        cases += [("a backbone with a 2-class head, in eval mode", "backbone", False),
+        cases += [("a backbone with a new head, in eval mode", "backbone", False),
                   ("a ResNet-18 from torchvision (head: `model.fc`)", "resnet", True)]
     return cases
 
 
-def _bn_model(kind: str) -> nn.Module:
+def _bn_variant(index: int) -> dict:
+    """The case's model and input: a head width, a weight seed and a probe batch, fresh per run."""
+    rng = fresh_random(20 + index)
+    return {"classes": rng.randint(2, 6), "seed": rng.randrange(2**31), "batch": rng.randint(3, 5),
+            "size": rng.choice([48, 64, 80]), "probe": 30 + index}
+
+
+def _bn_model(kind: str, variant: dict) -> nn.Module:
     if kind == "resnet":  # random weights, so nothing is downloaded
         import torchvision
 
-        torch.manual_seed(0)
-        return torchvision.models.resnet18(weights=None, num_classes=3)
-    return models.replace_head(models.load_backbone(), HEAD_CLASSES)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(variant["seed"])
+            return torchvision.models.resnet18(weights=None, num_classes=variant["classes"])
+    return models.replace_head(models.load_backbone(), variant["classes"])
+
+
+def _bn_input(variant: dict) -> torch.Tensor:
+    shape = (variant["batch"], 3, variant["size"], variant["size"])
+    return torch.randn(shape, generator=fresh_generator(variant["probe"]))
 
 
 def _bn_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -282,7 +303,8 @@ def _head_input(model: nn.Module, head: nn.Module, x: torch.Tensor) -> torch.Ten
 
 
 def _batchnorm_case(answer, name: str, kind: str, pre_train: bool) -> dict:
-    model = _bn_model(kind)
+    variant = _bn_variant([case[0] for case in _bn_cases(True)].index(name))
+    model = _bn_model(kind, variant)
     if pre_train:
         model.train()
     bn_train_before = any(layer.training for layer in freezing.iter_batchnorm(model))
@@ -294,7 +316,7 @@ def _batchnorm_case(answer, name: str, kind: str, pre_train: bool) -> dict:
     params = list(model.named_parameters())
     switched_to_eval = bn_train_before and all(not layer.training for layer in freezing.iter_batchnorm(model))
     before = _bn_buffers(model)
-    x = _probe((4, 3, 64, 64), seed=2)
+    x = _bn_input(variant)
     model.train()
     train_features = _head_input(model, head, x)
     after = _bn_buffers(model)
@@ -345,7 +367,21 @@ def _batchnorm_verdict(case: dict, expected: tuple, where: str) -> Verdict | Non
         return hint("The running statistics stay put, but in train mode BatchNorm still normalises "
                     "each batch with that batch's own mean and variance, so the body's features "
                     "change from batch to batch. Keep the BatchNorm layers in eval mode instead.")
+    expected_buffers, expected_features = _bn_reference(expected[1], expected[0])
+    if (set(case["after"]) != set(expected_buffers)
+            or any(not torch.equal(case["after"][k], v) for k, v in expected_buffers.items())
+            or not close(case["eval_features"], expected_features, atol=1e-4, rtol=1e-3)):
+        return hint(f"The frozen model's BatchNorm statistics or features {where} are not those of the "
+                    "model it was given: `freeze_body` should change how the model trains, not its weights, "
+                    "its statistics or its layers.")
     return None
+
+
+def _bn_reference(kind: str, name: str) -> tuple[dict, torch.Tensor]:
+    """What the hidden test's fresh model holds and computes in eval mode (the grader's side)."""
+    variant = _bn_variant([case[0] for case in _bn_cases(True)].index(name))
+    model = _bn_model(kind, variant).eval()
+    return _bn_buffers(model), _head_input(model, models.head(model), _bn_input(variant))
 
 
 def batchnorm_judge(evidence: dict, strict: bool) -> Verdict:
@@ -364,19 +400,41 @@ register(Task("01.batchnorm", "Freeze the body, BatchNorm included", points=2, a
 
 # ---------------------------------------------------------------- 01.topk
 
-def _topk_cases(strict: bool) -> list[tuple[str, int, bool]]:
-    """(scikit-image photo, k, hand the model over in train mode)."""
-    cases = [("chelsea", 3, True)]
+TOPK_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "moon", "hubble_deep_field",
+               "immunohistochemistry", "page", "grass", "gravel", "colorwheel", "clock", "cell")
+
+
+def _topk_cases(strict: bool) -> list[tuple]:
+    """(scikit-image photo, k, hand the model over in train mode, crop): the hidden test draws
+    three other photos, each cropped and maybe mirrored, and a k for each, fresh for every run."""
+    cases = [("chelsea", 3, True, None)]
     if strict:
-        cases += [("rocket", 5, False), ("camera", 1, False), ("coffee", 4, True)]
+        rng = fresh_random(40)
+        for i, photo in enumerate(rng.sample([p for p in TOPK_PHOTOS if p != "chelsea"], 3)):
+            crop = (round(rng.uniform(0.6, 1.0), 3), round(rng.uniform(0.6, 1.0), 3),
+                    round(rng.random(), 3), round(rng.random(), 3), rng.random() < 0.5)
+            cases.append((photo, rng.randint(1, 6), i != 1, crop))
     return cases
 
 
-def _topk_case(answer, photo: str, k: int, train_mode: bool) -> dict:
+def _case_image(photo: str, crop: tuple | None):
+    """The photo, cut to ``crop`` = (height share, width share, top, left, mirror) when given."""
+    image = _photo(photo)
+    if crop is None:
+        return image
+    h_share, w_share, top, left, mirror = crop
+    h, w = image.shape[:2]
+    ch, cw = max(32, int(h * h_share)), max(32, int(w * w_share))
+    y, x = int((h - ch) * top), int((w - cw) * left)
+    image = image[y:y + ch, x:x + cw]
+    return image[:, ::-1].copy() if mirror else image.copy()
+
+
+def _topk_case(answer, photo: str, k: int, train_mode: bool, crop: tuple | None = None) -> dict:
     model = models.load_backbone()
     if train_mode:
         model.train()
-    result, problem = call_answer(answer, model, _photo(photo), k)
+    result, problem = call_answer(answer, model, _case_image(photo, crop), k)
     if problem:
         return {"photo": photo, "k": k, **problem}
     items = _first_items(result)
@@ -402,13 +460,14 @@ def topk_evidence(answer, strict: bool) -> dict:
     return function_evidence(answer, _topk_cases(strict), _topk_case)
 
 
-@lru_cache(maxsize=16)
-def _reference_probabilities(photo: str, variant: str = "right") -> dict[str, float]:
+@lru_cache(maxsize=32)
+def _reference_probabilities(photo: str, variant: str = "right", crop: tuple | None = None) -> dict[str, float]:
     """Every class's probability: ``right`` as the lesson does it, or a typical mistake."""
     model = copy.deepcopy(_reference_backbone())
+    image = _case_image(photo, crop)
     if variant == "right":
-        return dict(models.classify_imagenet(model, _photo(photo), topk=1000))
-    x = transforms.preprocess(224)(_photo(photo)).unsqueeze(0)
+        return dict(models.classify_imagenet(model, image, topk=1000))
+    x = transforms.preprocess(224)(image).unsqueeze(0)
     if variant == "train_mode":
         model.train()
     elif variant == "no_normalisation":
@@ -427,7 +486,7 @@ def _matches(items: list[dict], probs: dict[str, float], k: int) -> bool:
 
 
 def _topk_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
-    photo, k, _ = expected
+    photo, k, _, crop = expected
     items = case.get("items")
     if items is None or any("shape" in item for item in items):
         return hint(f"`top_k` should return a list of `(name, probability)` pairs ({where}).")
@@ -441,17 +500,18 @@ def _topk_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
     probabilities = [item["prob"] for item in items]
     if any(p > 1 + 1e-4 or p < 0 for p in probabilities):
         return hint("These look like logits, not probabilities: apply `softmax` over the 1000 classes.")
-    if all(p > 1 - 1e-4 for p in probabilities) and _reference_probabilities(photo)[items[0]["name"]] < 0.999:
+    right = _reference_probabilities(photo, "right", crop)
+    if all(p > 1 - 1e-4 for p in probabilities) and right.get(items[0]["name"], 0) < 0.999:
         return hint("Every probability is 1: the softmax ran over the batch dimension (dim 0, a single "
                     "image). Take it over the classes (`dim=1`).")
     if probabilities != sorted(probabilities, reverse=True):
         return hint("Order the predictions from the most likely to the least likely.")
-    if _matches(items, _reference_probabilities(photo), k):
+    if _matches(items, _reference_probabilities(photo, "right", crop), k):
         return None
-    if _matches(items, _reference_probabilities(photo, "train_mode"), k):
+    if _matches(items, _reference_probabilities(photo, "train_mode", crop), k):
         return hint(f"Wrong predictions {where}: the model was in train mode, so BatchNorm "
                     "normalised with the statistics of this one image. Call `model.eval()` first.")
-    if _matches(items, _reference_probabilities(photo, "no_normalisation"), k):
+    if _matches(items, _reference_probabilities(photo, "no_normalisation", crop), k):
         return hint(f"Wrong predictions {where}: the input is in [0, 1], but the backbone was "
                     "trained on inputs scaled to [-1, 1]. Use `tl.preprocess(224)`.")
     return hint(f"The predictions differ from the reference {where}. Preprocess with "
@@ -462,7 +522,8 @@ def _topk_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
 def topk_judge(evidence: dict, strict: bool) -> Verdict:
     return judge_cases(
         evidence, _topk_cases(strict), _topk_verdict, answer="top_k",
-        should_be="a function `top_k(model, image, k)`", where="for `data.{0}()` with k={1}",
+        should_be="a function `top_k(model, image, k)`",
+        where=lambda e: f"for `data.{e[0]}()`{' (cropped)' if e[3] else ''} with k={e[1]}",
         label=lambda case: (case.get("photo"), case.get("k")), expected_label=lambda expected: expected[:2],
     ) or passed("That is exactly what `tl.classify_imagenet` does: now you know it from the inside.")
 

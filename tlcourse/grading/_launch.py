@@ -1,0 +1,52 @@
+"""Start a grading kernel under resource limits, as an unprivileged user (plumbing; stdlib only).
+
+The sandbox runs ``python -I -S _launch.py CONFIG -- KERNEL ARGV...`` first, inside bubblewrap.
+``CONFIG`` is JSON: ``{"limits": {"RLIMIT_AS": bytes, ...}, "uid": int or null,
+"connection_file": path}``. This script
+
+1. sets each resource limit (inherited by the kernel and everything it starts);
+2. when it runs as root and ``uid`` is given, reads the connection file (owned by the grader),
+   drops to ``uid``/``uid`` with no supplementary groups, writes its own copy of the file in the
+   sandbox's private /tmp, and hands that copy to the kernel;
+3. in a sandbox (``"sandboxed": true``), forgets ``JPY_PARENT_PID``: the kernel's parent there is
+   the sandbox's init, never the grader, and ipykernel would take that for a dead parent (the
+   sandbox dies with the grader anyway);
+4. replaces itself with the kernel (``os.execv``).
+
+It must not import anything outside the standard library: it runs before the environment is
+trusted to be importable, and the kernel's own interpreter starts right after it.
+"""
+import json
+import os
+import resource
+import sys
+
+
+def main(argv):
+    config = json.loads(argv[1])
+    kernel = argv[argv.index("--") + 1:]
+    for name, value in config.get("limits", {}).items():
+        if value is not None and hasattr(resource, name):
+            resource.setrlimit(getattr(resource, name), (int(value), int(value)))
+    uid = config.get("uid")
+    connection = config.get("connection_file")
+    if uid is not None and os.getuid() == 0:
+        with open(connection, "rb") as handle:
+            secret = handle.read()
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        if os.getuid() == 0 or os.geteuid() == 0:
+            raise SystemExit("tlcourse sandbox: could not leave root")
+        private = os.path.join(os.environ.get("TMPDIR", "/tmp"), "kernel-connection.json")
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secret)
+        kernel = [private if arg == connection else arg for arg in kernel]
+    if config.get("sandboxed"):
+        os.environ.pop("JPY_PARENT_PID", None)
+    os.execv(kernel[0], kernel)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
