@@ -1,7 +1,9 @@
 """The grader: full marks for the solution, zero for the blank exercise, and the right row for
 submissions that loop, crash, exit, flood, tamper, or are not notebooks at all.
 
-Every submission is graded in one ``tlcourse grade`` call (two at a time) to keep this quick.
+Every submission is graded in one ``tlcourse grade`` call (two at a time) to keep this quick: in
+the bubblewrap sandbox where it works, else bare (``--unsafe-no-sandbox``), so whichever path this
+machine has is the one tested here (tests/test_sandbox.py covers the other, and the attacks).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from filelock import FileLock
 from tlcourse.cli import main
 from tlcourse.grading import Settings, feedback_name, grade
 from tlcourse.grading.kernel import run_notebook
+from tlcourse.grading.sandbox import Sandbox, bwrap_problem
 from tlcourse.tooling.exercises import answer_task
 
 from check_helpers import FREEZE_PARAMETERS_ONLY, ROOT, define
@@ -26,6 +29,13 @@ SOLUTION = ROOT / "solutions" / "01_transfer_learning_basics.ipynb"
 EXERCISE = ROOT / "exercises" / "01_transfer_learning_basics.ipynb"
 TASKS = ["01.predict", "01.count", "01.head", "01.batchnorm", "01.topk"]
 CELL_TIMEOUT = 10
+EXERCISES = ROOT / "exercises"
+SANDBOXED = bwrap_problem() is None
+SANDBOX_FLAGS = [] if SANDBOXED else ["--unsafe-no-sandbox"]
+SANDBOX = Sandbox() if SANDBOXED else Sandbox(mode="none")
+ATTACKS = sorted((Path(__file__).parent / "attacks").glob("*.py"))
+FORMULA_NAME = "=1+2"  # a file name a spreadsheet would run as a formula
+CHILD_MARKER = "600.0157"  # `sleep 600.0157`: a child no other process on this machine runs
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +112,6 @@ def graded(tmp_path_factory, request):
 
 def _grade_everything(folder: Path):
     folder.mkdir()
-    child_pid_file = folder / "child.pid"
     paths = {
         "solution": _submission(folder, "solution", SOLVED),
         "exercise": _submission(folder, "exercise", {}),
@@ -113,7 +122,7 @@ def _grade_everything(folder: Path):
             **SOLVED,
             "01.batchnorm": STRICTER,
             "01.predict": "import signal, subprocess, time\n"
-                          f"child = subprocess.Popen(['sleep', '600'])\nopen({str(child_pid_file)!r}, 'w').write(str(child.pid))\n"
+                          f"child = subprocess.Popen(['sleep', '{CHILD_MARKER}'])\n"
                           "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.01)",
             "01.count": "n_trainable = 1\nwhile True:\n    pass",
         }),
@@ -132,7 +141,10 @@ def _grade_everything(folder: Path):
             "01.batchnorm": FREEZE_PARAMETERS_ONLY + TAMPERING,
         }, edit=_tamper_with_the_rest),
     }
+    if SANDBOXED:  # bare, some attacks would do real harm (read the solutions, kill pytest)
+        paths.update(_attacks(folder, paths["solution"]))
     for name, content in {"not_json": b'{"cells": [', "zero_bytes": b"", "binary": bytes(range(256)),
+                          FORMULA_NAME: b"not a notebook",
                           "empty": json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode(),
                           "list": b"[1, 2, 3]"}.items():
         paths[name] = folder / f"{name}.ipynb"
@@ -143,17 +155,49 @@ def _grade_everything(folder: Path):
     nbformat.write(wrong, str(paths["wrong_lesson"]))
 
     out = folder / "gradebook.csv"
+    protected = _protected_files()
     start = time.perf_counter()
-    code = main(["grade", *map(str, paths.values()), "--out", str(out), "--jobs", "2",
-                 "--cell-timeout", str(CELL_TIMEOUT), "--timeout", "300", "--lesson", "01",
-                 "--solutions", str(ROOT / "solutions")])
+    here = os.getcwd()
+    os.chdir(folder)  # relative names, as `tlcourse grade *.ipynb` gives them (the formula name leads its cell)
+    try:
+        code = main(["grade", *(p.name for p in paths.values()), "--out", str(out), "--jobs", "2",
+                     "--cell-timeout", str(CELL_TIMEOUT), "--timeout", "300", "--lesson", "01",
+                     "--exercises", str(EXERCISES), *SANDBOX_FLAGS])
+    finally:
+        os.chdir(here)
     seconds = time.perf_counter() - start
     assert code == 0
+    (folder / "gradebook_at_exit.csv").write_bytes(out.read_bytes())
+    (folder / "protected.json").write_text(json.dumps(protected))
     with open(out, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    by_name = {Path(row["submission"]).stem: row for row in rows}
+    by_name = {Path(row["submission"].lstrip("'")).stem: row for row in rows}
     assert len(rows) == len(paths)
     return by_name, str(folder / "gradebook_feedback"), str(folder), seconds
+
+
+MARKER = f"tlcourse_attack_{os.getpid()}"
+
+
+def _attacks(folder: Path, classmate: Path) -> dict[str, Path]:
+    """One blank exercise per file of tests/attacks/, the attack in its last answer cell."""
+    fill = {"@SOLUTION@": str(SOLUTION), "@CLASSMATE@": str(classmate), "@ROOT@": str(ROOT), "@MARKER@": MARKER,
+            "@GRADEBOOK@": str(folder / "gradebook.csv"), "@FEEDBACK@": str(folder / "gradebook_feedback")}
+    made = {}
+    for attack in ATTACKS:
+        code = attack.read_text()
+        for mark, value in fill.items():
+            code = code.replace(mark, value)
+        made[f"attack_{attack.stem}"] = _submission(folder, f"attack_{attack.stem}", {"01.topk": code})
+    return made
+
+
+def _protected_files() -> dict[str, str]:
+    """Hashes of the files an attack may try to edit (the package's task modules)."""
+    import hashlib
+
+    tasks = ROOT / "tlcourse" / "grading" / "tasks"
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tasks.glob("*.py"))}
 
 
 def _points(row) -> dict[str, int]:
@@ -178,8 +222,7 @@ def test_looping_cells_score_zero_and_the_other_tasks_still_count(graded):
     row = rows["loops"]
     assert row["status"] == "timeout"
     assert _points(row) == {"01.predict": 0, "01.count": 0, "01.head": 2, "01.batchnorm": 0, "01.topk": 2}
-    child = int((folder / "child.pid").read_text())
-    assert not _alive(child), "the child of a killed kernel survived: the process group was not killed"
+    assert not _processes_with(CHILD_MARKER), "the child of a killed kernel survived"
 
 
 def test_exit_raise_and_dead_kernel_score_zero_for_their_task_only(graded):
@@ -203,7 +246,7 @@ def test_hidden_tests_are_stricter_than_the_checks(graded):
     assert _points(rows["loops"])["01.batchnorm"] == 0
 
 
-@pytest.mark.parametrize("name", ["not_json", "zero_bytes", "binary", "empty", "list", "wrong_lesson"])
+@pytest.mark.parametrize("name", ["not_json", "zero_bytes", "binary", "empty", "list", "wrong_lesson", FORMULA_NAME])
 def test_files_that_are_not_lesson_01_notebooks_are_invalid(graded, name):
     rows, *_ = graded
     assert rows[name]["status"] == "invalid" and rows[name]["total"] == "0"
@@ -249,6 +292,23 @@ def _alive(pid: int, wait: float = 5.0) -> bool:
         time.sleep(0.1)
 
 
+def _processes_with(marker: str, wait: float = 5.0) -> list[int]:
+    """The live processes whose command line holds ``marker`` (after up to ``wait`` seconds)."""
+    end = time.monotonic() + wait
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().decode(errors="replace") \
+                        and _alive(int(entry.name), wait=0):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        if not found or time.monotonic() > end:
+            return found
+        time.sleep(0.2)
+
+
 def _notebook(*sources: str):
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
 
@@ -291,7 +351,7 @@ def test_output_flood_is_capped(tmp_path):
 
 def test_grading_a_folder_without_course_notebooks_writes_invalid_rows(tmp_path):
     (tmp_path / "a.ipynb").write_text("not json")
-    results = grade([tmp_path, tmp_path / "missing.ipynb"], Settings(solutions=ROOT / "solutions"))
+    results = grade([tmp_path, tmp_path / "missing.ipynb"], Settings(exercises=EXERCISES, sandbox=SANDBOX))
     assert [r.status for r in results] == ["invalid", "invalid"]
 
 
@@ -300,7 +360,8 @@ def test_a_lesson_without_solution_or_tasks_still_writes_a_gradebook(tmp_path):
     nb.metadata["tlcourse"] = {"lesson": "97"}
     nbformat.write(nb, str(tmp_path / "alone.ipynb"))
     out = tmp_path / "book.csv"
-    assert main(["grade", str(tmp_path / "alone.ipynb"), "--out", str(out), "--solutions", str(ROOT / "solutions")]) == 0
+    assert main(["grade", str(tmp_path / "alone.ipynb"), "--out", str(out), "--exercises", str(EXERCISES),
+                 *SANDBOX_FLAGS]) == 0
     with open(out, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["status"], r["total"]) for r in rows] == [("invalid", "0")]

@@ -154,6 +154,8 @@ class NotebookRun:
         finally:
             self.kill()
             self.kernel_pgid = None
+            if self.plan is not None:  # the connection file holds the kernel's key: never leave it behind
+                (self.plan.io / "kernel.json").unlink(missing_ok=True)
         return None
 
     def _kernel_manager(self) -> AsyncKernelManager:

@@ -1,0 +1,186 @@
+"""The sandbox that each submission's kernel runs in, and the attacks of issue 15 against the grader.
+
+The attacking notebooks (tests/attacks/) are graded in tests/test_grading.py's single batch,
+next to the correct solution, so each test here reads one row of that gradebook: the attack
+must score what its answers deserve (0, they are blank exercises) and the solution full marks.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tlcourse.cli import main
+from tlcourse.grading import Gradebook, Invalid, Result, read_submission
+from tlcourse.grading import sandbox as sandboxes
+from tlcourse.grading.kernel import run_notebook
+
+from test_grading import (ATTACKS, EXERCISES, FORMULA_NAME, MARKER, ROOT, SANDBOX_FLAGS, SANDBOXED, SOLUTION,
+                          _processes_with, graded)  # noqa: F401  (graded: the shared fixture)
+
+needs_bwrap = pytest.mark.skipif(not SANDBOXED, reason=f"no bubblewrap sandbox here: {sandboxes.bwrap_problem()}")
+
+
+# ---------------------------------------------------------------- the attacks, graded in one batch
+
+@needs_bwrap
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", [a.stem for a in ATTACKS])
+def test_an_attack_earns_what_its_answers_deserve_and_the_solution_keeps_full_marks(graded, attack):
+    rows, *_ = graded
+    assert rows[f"attack_{attack}"]["total"] == "0", rows[f"attack_{attack}"]
+    assert rows["solution"]["total"] == "8" and rows["solution"]["status"] == "ok"
+
+
+def _feedback_of(graded, name: str) -> str:
+    _, feedback, _, _ = graded
+    return next(f.read_text() for f in feedback.glob("*.md") if f"`{name}.ipynb`" in f.read_text().splitlines()[0])
+
+
+@needs_bwrap
+@pytest.mark.slow
+def test_forged_evidence_gets_the_hint_that_the_real_answer_would_have_got(graded):
+    text = _feedback_of(graded, "attack_forges_evidence")
+    assert "01.head: not yet" in text and "01.batchnorm: not yet" in text and "01.topk: not yet" in text
+
+
+@needs_bwrap
+@pytest.mark.slow
+def test_oversized_evidence_is_refused_unread(graded):
+    assert "over the grader's limit" in _feedback_of(graded, "attack_floods_evidence")
+
+
+@needs_bwrap
+@pytest.mark.slow
+def test_nothing_a_submission_starts_outlives_it_or_touches_the_gradebook(graded):
+    rows, _, folder, _ = graded
+    assert not _processes_with(MARKER), "a process started by a submission outlived the grading"
+    assert (folder / "gradebook.csv").read_bytes() == (folder / "gradebook_at_exit.csv").read_bytes()
+    assert rows["attack_kills_the_grader"]["status"] in ("ok", "error")  # its row, and every other, was written
+
+
+@needs_bwrap
+@pytest.mark.slow
+def test_no_submission_can_write_into_the_package_or_the_import_path(graded):
+    import hashlib
+
+    *_, folder, _ = graded
+    protected = json.loads((folder / "protected.json").read_text())
+    assert {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in protected} == protected
+    places = [ROOT, ROOT / "tests", ROOT / "tlcourse", ROOT / "tlcourse" / "grading" / "tasks", *map(Path, sys.path)]
+    written = [p / f"{MARKER}.py" for p in places if (p / f"{MARKER}.py").exists()]
+    for path in written:
+        path.unlink()
+    assert not written
+
+
+@pytest.mark.slow
+def test_a_cell_that_would_be_a_spreadsheet_formula_is_escaped(graded):
+    *_, folder, _ = graded
+    lines = (folder / "gradebook.csv").read_text().splitlines()
+    assert any(line.startswith(f"'{FORMULA_NAME}.ipynb,") for line in lines)
+    assert not any(line.startswith("=") for line in lines)
+
+
+# ---------------------------------------------------------------- one sandboxed kernel, probed from inside
+
+@needs_bwrap
+def test_the_sandbox_sees_no_answers_cannot_write_reach_the_network_or_outlive_its_kernel(tmp_path):
+    import tlcourse
+
+    package = Path(tlcourse.__file__).parent
+    survivor = f"{MARKER}_kernel"
+    cells = [
+        "import os, socket, subprocess, sys\nprint(os.geteuid())",
+        f"print([os.path.exists(p) for p in [{str(ROOT / 'solutions')!r}, {str(ROOT / '.git')!r}, "
+        f"{str(ROOT / 'tests')!r}, {str(tmp_path / 'secret.txt')!r}]])",
+        f"try:\n    open({str(package / 'grading' / 'tasks' / 'l01.py')!r}, 'a')\nexcept OSError as err:\n"
+        "    print(type(err).__name__, err.errno)",
+        "try:\n    socket.create_connection(('192.0.2.1', 80), timeout=3)\nexcept OSError as err:\n    print('no network', err.errno)",
+        "try:\n    open('/tmp/big', 'wb').write(b'0' * (300 << 20))\nexcept OSError as err:\n    print('file too big', err.errno)",
+        "try:\n    hog = bytearray(20 << 30)\nexcept MemoryError:\n    print('memory refused')",
+        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', {survivor!r}], start_new_session=True)\n"
+        "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
+    ]
+    (tmp_path / "secret.txt").write_text("the answers")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    work = Path(tempfile.mkdtemp(prefix="tlgrade-test-"))
+    plan = sandboxes.plan_kernel(sandboxes.Sandbox(), "bwrap", work, package, [ROOT / "solutions", ROOT / ".git"], 300)
+    run = run_notebook(nb, cell_timeout=120, total_timeout=300, cwd=plan.cwd, env=plan.env, plan=plan)
+    out = ["".join(o.get("text", "") for o in cell.outputs).strip() for cell in nb.cells]
+    assert all(o.status == "ok" for o in run.outcomes.values()), (run.outcomes, out)
+    assert int(out[0]) != 0 or os.geteuid() != 0  # root graders hand the kernel a uid of its own
+    if os.geteuid() == 0:
+        assert int(out[0]) >= sandboxes.UID_BASE
+    assert out[1] == "[False, False, False, False]"
+    assert out[2].startswith(("OSError 30", "PermissionError 13"))  # read-only file system
+    assert out[3].startswith("no network")
+    assert out[4] == "file too big 27"  # EFBIG: the file-size limit
+    assert out[5] == "memory refused"
+    assert len(json.loads(out[6])) <= 4  # the sandbox's init, the kernel, the child: nothing of the machine
+    assert not _processes_with(survivor), "a process left by the kernel outlived its sandbox"
+    assert not (plan.io / "kernel.json").exists(), "the kernel's connection file was left behind"
+
+
+# ---------------------------------------------------------------- no sandbox, old files, mixed lessons
+
+def test_without_a_sandbox_grading_refuses_and_says_what_the_flag_risks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sandboxes, "bwrap_problem", lambda: "bubblewrap (`bwrap`) is not installed")
+    out = tmp_path / "book.csv"
+    assert main(["grade", str(EXERCISES / SOLUTION.name), "--out", str(out), "--exercises", str(EXERCISES)]) == 2
+    err = capsys.readouterr().err
+    assert "bwrap" in err and "--unsafe-no-sandbox" in err and "read the solutions" in err
+    assert not out.exists()
+
+
+@needs_bwrap
+@pytest.mark.slow
+def test_the_unsafe_flag_grades_bare_and_warns(tmp_path, capsys):
+    copy = tmp_path / "solution.ipynb"
+    copy.write_bytes(SOLUTION.read_bytes())
+    out = tmp_path / "book.csv"
+    assert main(["grade", str(copy), "--out", str(out), "--exercises", str(EXERCISES), "--unsafe-no-sandbox"]) == 0
+    assert "WARNING" in capsys.readouterr().err
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["total"], r["status"]) for r in rows] == [("8", "ok")]
+
+
+def test_a_notebook_in_an_old_format_is_told_so(tmp_path):
+    old = tmp_path / "old.ipynb"
+    old.write_text(json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": [{"cells": []}]}))
+    with pytest.raises(Invalid, match="old format"):
+        read_submission(old)
+
+
+def test_a_batch_of_several_lessons_is_refused_without_lesson(tmp_path, capsys):
+    first = tmp_path / "a.ipynb"
+    first.write_bytes((EXERCISES / SOLUTION.name).read_bytes())
+    second = tmp_path / "b.ipynb"
+    second.write_bytes(next(EXERCISES.glob("02_*.ipynb")).read_bytes())
+    assert main(["grade", str(first), str(second), "--out", str(tmp_path / "book.csv"), *SANDBOX_FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert "lesson 01" in err and "lesson 02" in err and "--lesson" in err
+
+
+def test_the_gradebook_keeps_its_finished_rows_when_the_grader_dies(tmp_path, monkeypatch):
+    book = Gradebook(tmp_path / "book.csv")
+    book.add(Result("first.ipynb", "01", {"01.count": 1}, 8))
+    real_replace = os.replace
+
+    def crash(src, dst):
+        if str(dst).endswith(".csv"):
+            raise KeyboardInterrupt  # the grader killed mid-write
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        book.add(Result("second.ipynb", "01", {"01.count": 1}, 8))
+    rows = list(csv.DictReader((tmp_path / "book.csv").open()))
+    assert [r["submission"] for r in rows] == ["first.ipynb"]
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
