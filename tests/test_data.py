@@ -154,3 +154,44 @@ def test_bad_folders_get_errors_that_say_what_to_do(tmp_path, problem, message):
         (root / "cats" / "notes.txt").write_text("hello")
     with pytest.raises((FileNotFoundError, NotADirectoryError, ValueError), match=message):
         tl.load_image_folder(root)
+
+
+# ---------------------------------------------------------------- lesson 04's other two situations, offline
+
+def test_faces_are_100_faces_and_100_non_faces_as_grey_images_like_the_cells():
+    faces = tl.data.load_faces()
+    assert len(faces) == 200 and faces.images.shape == (200, 25, 25) and faces.images.dtype == np.uint8
+    assert np.bincount(faces.labels).tolist() == [100, 100] and faces.classes == ("non-face", "face")
+    from skimage.data import lfw_subset
+    np.testing.assert_allclose(faces.images / 255, lfw_subset(), atol=1 / 255)
+    image, label = faces[0]
+    assert image.size == (25, 25) and image.mode == "L" and label == 1  # the faces come first
+
+
+def test_digits_are_sklearns_1797_digits_scaled_to_bytes():
+    from sklearn.datasets import load_digits
+
+    digits = tl.data.load_digits(transform=tl.preprocess(32))
+    reference = load_digits()
+    assert len(digits) == 1797 and digits.images.shape == (1797, 8, 8)
+    assert np.array_equal(digits.labels, reference.target) and len(digits.classes) == 10
+    assert np.array_equal(digits.images == 0, reference.images == 0) and digits.images.max() == 255
+    x, y = digits[3]
+    assert x.shape == (3, 32, 32) and y == reference.target[3]
+
+
+def test_small_data_sets_are_cached_by_content_and_transform():
+    a, b = tl.data.load_faces(tl.preprocess(64)), tl.data.load_faces(tl.preprocess(64))
+    assert a.fingerprint == b.fingerprint
+    assert a.fingerprint != tl.data.load_faces(tl.preprocess(96)).fingerprint
+    assert a.fingerprint != tl.data.load_digits(tl.preprocess(64)).fingerprint
+
+
+def test_stratified_split_keeps_every_class_share_and_never_overlaps():
+    labels = np.repeat([0, 1, 2], [60, 30, 10])
+    train, test = tl.data.stratified_split(labels, 0.25, seed=0)
+    assert len(test) == 25 and not set(train) & set(test) and len(set(train) | set(test)) == 100
+    assert np.bincount(labels[test]).tolist() == [15, 8, 2] or np.bincount(labels[test]).tolist() == [15, 7, 3]
+    assert np.array_equal(tl.data.stratified_split(labels, 0.25, seed=0)[1], test)
+    fit, val = tl.validation_split(train, seed=0, labels=labels)  # any labelled data, not only ELPV
+    assert set(fit) | set(val) == set(train) and not set(val) & set(test)

@@ -168,10 +168,12 @@ def plot_embeddings(points, labels, class_names: Sequence[str] | None = None, ti
     return ax
 
 
-def plot_data_efficiency(rows: list[dict], metric: str = "accuracy", baseline: float | None = None, ax=None):
+def plot_data_efficiency(rows: list[dict], metric: str = "accuracy", baseline: float | None = None, ax=None,
+                         baseline_label: str = "always 'functional'"):
     """Test ``metric`` against training-set size (log scale), mean ± std over seeds, one line per strategy.
 
-    ``rows`` come from ``tl.curves.data_efficiency_curve`` (lesson 04).
+    ``rows`` come from ``tl.curves.data_efficiency_curve`` (lesson 04); ``baseline`` draws a dotted
+    reference line (e.g. 0.5 for a balanced accuracy: what any constant answer scores).
     """
     from .curves import summarise
 
@@ -186,13 +188,14 @@ def plot_data_efficiency(rows: list[dict], metric: str = "accuracy", baseline: f
         ax.errorbar(x, 100 * mean, yerr=100 * std, marker="o", capsize=4, label=strategy)
         ax.fill_between(x, 100 * (mean - std), 100 * (mean + std), alpha=0.15)
     if baseline is not None:
-        ax.axhline(100 * baseline, color="grey", linestyle=":", label=f"always 'functional' ({100 * baseline:.1f}%)")
+        ax.axhline(100 * baseline, color="grey", linestyle=":", label=f"{baseline_label} ({100 * baseline:.1f}%)")
     sizes = sorted({(r["n_train"], r["per_class"]) for r in summary})
     ax.set_xscale("log")
     ax.set_xticks([n for n, _ in sizes], [f"{n}\n({'full' if k is None else f'{k}/class'})" for n, k in sizes])
     ax.minorticks_off()
     ax.set_xlabel("training images")
-    ax.set_ylabel(f"test {'ROC AUC' if metric == 'roc_auc' else metric.replace('_', ' ')} (%)")
+    names = {"roc_auc": "ROC AUC", "called_positive": "share called class 1", "accuracy": "accuracy at the data's prior"}
+    ax.set_ylabel(f"test {names.get(metric, metric.replace('_', ' '))} (%)")
     ax.grid(alpha=0.3)
     ax.legend()
     ax.figure.tight_layout()
