@@ -86,15 +86,19 @@ def test_epochs_names_the_typical_mistakes():
 
 
 def test_curve_names_the_typical_mistakes():
-    def curve(pool_all=False, fixed_seed=False, on_train=False):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    def curve(pool_all=False, fixed_seed=False, on_train=False, metric=balanced_accuracy_score, key="balanced_accuracy"):
         def probe_curve(features, labels, train_idx, test_idx, sizes, seeds):
             rows = []
             for size in sizes:
                 for seed in seeds:
                     subset = tl.per_class_subset(labels, size, seed=0 if fixed_seed else seed,
                                                  indices=None if pool_all else train_idx)
-                    acc = tl.probe_accuracy(features, labels, subset, subset if on_train else test_idx)
-                    rows.append({"per_class": size, "seed": seed, "n_train": len(subset), "accuracy": acc})
+                    scored = subset if on_train else test_idx
+                    probe = tl.fit_probe(features[subset], labels[subset])
+                    score = metric(labels[scored], tl.predict(probe, features[scored], device="cpu").argmax(1))
+                    rows.append({"per_class": size, "seed": seed, "n_train": len(subset), key: score})
             return rows
         return probe_curve
 
@@ -102,7 +106,38 @@ def test_curve_names_the_typical_mistakes():
     fails_with("04.curve", curve(pool_all=True), "test set leaks")
     fails_with("04.curve", curve(fixed_seed=True), "Every seed gave the same subset")
     fails_with("04.curve", curve(on_train=True), "cells it was trained on")
+    # plain accuracy on an unbalanced test set: named, whether under the right key or under its own
+    fails_with("04.curve", curve(metric=accuracy_score), "plain accuracy", "balanced accuracy")
+    fails_with("04.curve", curve(metric=accuracy_score, key="accuracy"), "rewards guessing the majority")
     fails_with("04.curve", lambda *args: [{"per_class": 5, "seed": 0}], "keys")
+
+
+def _choose_and_test(on_test=False, metric="balanced", refit=True):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    def choose_and_test(features, labels, train_idx, test_idx, candidates):
+        fit_idx, val_idx = tl.validation_split(train_idx, seed=0, labels=labels)
+
+        def score(C, fit_on, score_on, measure=balanced_accuracy_score):
+            probe = tl.fit_probe(features[fit_on], labels[fit_on], C=C)
+            return measure(labels[score_on], tl.predict(probe, features[score_on], device="cpu").argmax(1))
+
+        chosen_on = (train_idx, test_idx) if on_test else (fit_idx, val_idx)
+        best = max(candidates, key=lambda C: score(C, *chosen_on))
+        final = score(best, train_idx if refit else fit_idx, test_idx,
+                      accuracy_score if metric == "plain" else balanced_accuracy_score)
+        return {"C": best, "test_balanced_accuracy": final}
+    return choose_and_test
+
+
+def test_choice_passes_an_honest_choice_and_names_the_typical_mistakes():
+    passes("04.choice", _choose_and_test(), hidden_test=True)
+    fails_with("04.choice", _choose_and_test(on_test=True), "changed when only the *test* labels changed",
+               "chose on the test split")
+    fails_with("04.choice", _choose_and_test(metric="plain"), "plain accuracy", "balanced accuracy")
+    fails_with("04.choice", _choose_and_test(refit=False), "refit the probe on the whole of `train_idx`")
+    fails_with("04.choice", lambda *args: {"C": 123.0, "test_balanced_accuracy": 0.5}, "one of the candidates")
+    fails_with("04.choice", lambda *args: (0.01, 0.7), "should return a dict")
 
 
 def test_summary_names_the_typical_mistakes():

@@ -1,5 +1,6 @@
 """Lesson 04's exercise tasks: a small training set by hand, epochs sized to the data, the
-data-efficiency loop for the linear probe, and mean ± std over seeds.
+data-efficiency loop for the linear probe judged on balanced accuracy, mean ± std over seeds, and
+a choice made on a validation split, never on the test split.
 
 Learner functions are called on inputs built here: ELPV's labels and split, and small synthetic
 data sets made from a fixed seed (the same on every machine). Every judge compares with a
@@ -234,13 +235,24 @@ def _curve_data(data_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return features.astype(np.float32), labels, np.sort(order[:250]), np.sort(order[250:])
 
 
+def _balanced_and_plain(features, labels, fit_idx, eval_idx) -> tuple[float, float]:
+    """Balanced and plain accuracy on ``eval_idx`` of a probe trained on ``fit_idx``."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    probe = probes.fit_probe(features[fit_idx], labels[fit_idx])
+    predicted = train.predict(probe, features[eval_idx], device="cpu").argmax(1)
+    return (float(balanced_accuracy_score(labels[eval_idx], predicted)),
+            float(accuracy_score(labels[eval_idx], predicted)))
+
+
 @lru_cache(maxsize=64)
 def _curve_reference(data_seed: int, size: int, seed: int, variant: str = "right") -> float:
     features, labels, train_idx, test_idx = _curve_data(data_seed)
     pool = None if variant == "whole" else train_idx
     subset = data.per_class_subset(labels, size, seed=0 if variant == "seed0" else seed, indices=pool)
     evaluate = subset if variant == "train" else test_idx
-    return probes.probe_accuracy(features, labels, subset, evaluate)
+    balanced, plain = _balanced_and_plain(features, labels, subset, evaluate)
+    return plain if variant == "plain" else balanced
 
 
 def _curve_case(answer, name: str, data_seed: int, sizes: list[int], seeds: list[int], as_tensor: bool) -> dict:
@@ -255,7 +267,7 @@ def _curve_case(answer, name: str, data_seed: int, sizes: list[int], seeds: list
     try:
         for row in list(rows)[:100]:
             described.append({key: (float(row[key]) if row.get(key) is not None else None)
-                              for key in ("per_class", "seed", "n_train", "accuracy") if key in row})
+                              for key in ("per_class", "seed", "n_train", "balanced_accuracy", "accuracy") if key in row})
     except Exception as err:
         return {"case": name, "malformed": describe_error(err)}
     return {"case": name, "rows": described}
@@ -270,9 +282,12 @@ def _curve_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
     if "rows" not in case:
         return hint(f"`probe_curve` should return a list of dicts, one per run {where}.")
     rows = case["rows"]
-    needed = {"per_class", "seed", "n_train", "accuracy"}
+    needed = {"per_class", "seed", "n_train", "balanced_accuracy"}
+    if any(set(row) == {"per_class", "seed", "n_train", "accuracy"} for row in rows):
+        return hint("Your rows hold `accuracy`. The test cells are unbalanced (a third positive), so plain "
+                    "accuracy rewards guessing the majority: report `balanced_accuracy` instead.")
     if any(set(row) != needed for row in rows):
-        return hint("Each row should be a dict with the keys `per_class`, `seed`, `n_train` and `accuracy`.")
+        return hint("Each row should be a dict with the keys `per_class`, `seed`, `n_train` and `balanced_accuracy`.")
     runs = {(row["per_class"], row["seed"]) for row in rows}
     wanted = {(float(size), float(seed)) for size in sizes for seed in seeds}
     if runs != wanted or len(rows) != len(wanted):
@@ -286,14 +301,17 @@ def _curve_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
             return hint("`n_train` is the number of training cells: `per_class` of *each* of the 2 classes.")
         if row["n_train"] != 2 * size:
             return hint(f"`n_train` should be the size of the training subset ({2 * size} for {size} per class).")
-        accuracy = row["accuracy"]
+        accuracy = row["balanced_accuracy"]
         if accuracy is not None and abs(accuracy - _curve_reference(data_seed, size, seed)) <= tolerance:
             continue
         if accuracy is None:
-            return hint("Every row needs an `accuracy`.")
+            return hint("Every row needs a `balanced_accuracy`.")
         if accuracy > 1:
-            return hint("Give the accuracy as a fraction in [0, 1], not in percent.")
+            return hint("Give the balanced accuracy as a fraction in [0, 1], not in percent.")
         for variant, message in [
+            ("plain", "That is the plain accuracy, on a test set where a third of the cells are positive: "
+                      "always answering the majority would score 67%. Report the balanced accuracy, the mean "
+                      "recall of the two classes (`sklearn.metrics.balanced_accuracy_score`)."),
             ("train", "You scored the probe on the cells it was trained on. Score it on `test_idx`."),
             ("whole", "Your subsets come from all the cells, test cells included: pass "
                       "`indices=train_idx` to `tl.per_class_subset`, or the test set leaks into training."),
@@ -302,9 +320,10 @@ def _curve_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
         ]:
             if abs(accuracy - _curve_reference(data_seed, size, seed, variant)) <= tolerance:
                 return hint(f"{message} {where}")
-        return hint(f"The accuracy for {size} per class, seed {seed} differs from the reference {where}. "
-                    "Draw the subset with `tl.per_class_subset(labels, size, seed=seed, indices=train_idx)` and "
-                    "score it with `tl.probe_accuracy(features, labels, subset, test_idx)`.")
+        return hint(f"The balanced accuracy for {size} per class, seed {seed} differs from the reference {where}. "
+                    "Draw the subset with `tl.per_class_subset(labels, size, seed=seed, indices=train_idx)`, fit "
+                    "`tl.fit_probe` on it and score its predictions on `test_idx` with "
+                    "`tl.classification_metrics(...)[\"balanced_accuracy\"]`.")
     return None
 
 
@@ -314,7 +333,7 @@ def curve_judge(evidence: dict, strict: bool) -> Verdict:
         should_be="a function `probe_curve(features, labels, train_idx, test_idx, sizes, seeds)`",
         where="(case: {0})",
     ) or passed("That is the loop of `tl.curves.data_efficiency_curve`, for one strategy: every size, every seed, "
-                "the same test cells.")
+                "the same test cells, judged on a metric that a constant answer cannot win.")
 
 
 register(Task("04.curve", "The data-efficiency loop for the linear probe", points=2, answer="probe_curve",
@@ -409,3 +428,113 @@ def summary_judge(evidence: dict, strict: bool) -> Verdict:
 
 register(Task("04.summary", "Mean ± std over seeds, per size", points=2, answer="mean_std_by_size",
               evidence=summary_evidence, judge=never_raises(summary_judge)))
+
+
+# ---------------------------------------------------------------- 04.choice
+
+def _choice_cases(strict: bool) -> list[tuple[str, int, tuple[float, ...]]]:
+    """(case name, data seed, candidate values of C)."""
+    cases = [("synthetic features C, candidates (1e-4, 1e-2, 1)", 0, (1e-4, 1e-2, 1.0))]
+    if strict:
+        cases += [("synthetic features D, candidates (1e-3, 3e-3, 0.03, 0.3, 3)", 1, (1e-3, 3e-3, 0.03, 0.3, 3.0))]
+    return cases
+
+
+@lru_cache(maxsize=4)
+def _choice_data(data_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two classes at 4:1, 60 noisy features of which 6 carry the signal, a 70/30 train/test split."""
+    rng = np.random.default_rng(300 + data_seed)
+    n, dims = 400, 60
+    labels = (rng.random(n) < 0.2).astype(np.int64)
+    features = rng.normal(size=(n, dims))
+    features[:, :6] += 0.9 * labels[:, None]
+    order = rng.permutation(n)
+    return features.astype(np.float32), labels, np.sort(order[:280]), np.sort(order[280:])
+
+
+@lru_cache(maxsize=8)
+def _choice_reference(data_seed: int, candidates: tuple) -> dict:
+    """Validation scores of every C, the best ones, and the test scores of a probe refit on the whole train split."""
+    features, labels, train_idx, test_idx = _choice_data(data_seed)
+    fit_idx, val_idx = data.validation_split(train_idx, seed=0, labels=labels)
+
+    def scores(C, fit, evaluate, y=labels):
+        from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+        predicted = train.predict(probes.fit_probe(features[fit], y[fit], C=C), features[evaluate], device="cpu").argmax(1)
+        return float(balanced_accuracy_score(y[evaluate], predicted)), float(accuracy_score(y[evaluate], predicted))
+
+    val = {C: scores(C, fit_idx, val_idx)[0] for C in candidates}
+    best = max(val.values())
+    return {"best": [C for C in candidates if val[C] == best],
+            "test": {C: scores(C, train_idx, test_idx) for C in candidates},
+            "fit_only": {C: scores(C, fit_idx, test_idx) for C in candidates}}
+
+
+def _choice_case(answer, name: str, data_seed: int, candidates: tuple) -> dict:
+    features, labels, train_idx, test_idx = _choice_data(data_seed)
+    flipped = labels.copy()
+    flipped[test_idx] = 1 - flipped[test_idx]  # only the test labels change: a choice made honestly cannot
+    out = {"case": name}
+    for label, y in (("real", labels), ("flipped", flipped)):
+        result, problem = call_answer(answer, features.copy(), y.copy(), train_idx.copy(), test_idx.copy(), list(candidates))
+        if problem:
+            return {**out, **problem}
+        if not isinstance(result, dict):
+            return {**out, "type": type(result).__name__}
+        try:
+            out[label] = {"C": float(result["C"]), "test_balanced_accuracy": float(result["test_balanced_accuracy"])}
+        except Exception as err:
+            return {**out, "malformed": describe_error(err)}
+    return out
+
+
+def choice_evidence(answer, strict: bool) -> dict:
+    return function_evidence(answer, _choice_cases(strict), _choice_case)
+
+
+def _choice_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
+    _, data_seed, candidates = expected
+    if "real" not in case or "flipped" not in case:
+        return hint(f"`choose_and_test` should return a dict with the keys `C` and `test_balanced_accuracy` {where}.")
+    C, score = case["real"]["C"], case["real"]["test_balanced_accuracy"]
+    if not any(abs(C - c) <= 1e-12 * max(1.0, c) for c in candidates):
+        return hint(f"`C` should be one of the candidates {list(candidates)}, not {C:g} {where}.")
+    if abs(case["flipped"]["C"] - C) > 1e-12 * max(1.0, C):
+        return hint(f"Your choice of C changed when only the *test* labels changed {where}: you chose on the test "
+                    "split. Then the test score is no longer an honest estimate. Choose on a validation split "
+                    "carved from `train_idx`, and look at the test split once, at the end.")
+    reference = _choice_reference(data_seed, tuple(candidates))
+    chosen = next(c for c in candidates if abs(C - c) <= 1e-12 * max(1.0, c))
+    if chosen not in reference["best"]:
+        return hint(f"C = {C:g} is not the best on the validation split {where} (expected "
+                    f"{' or '.join(f'{c:g}' for c in reference['best'])}). Carve it with "
+                    "`tl.validation_split(train_idx, seed=0, labels=labels)` and compare the candidates on its "
+                    "balanced accuracy, not on plain accuracy.")
+    balanced, plain = reference["test"][chosen]
+    tolerance = 1.01 / len(_choice_data(data_seed)[3])
+    if abs(score - balanced) <= tolerance:
+        return None
+    if abs(score - plain) <= tolerance:
+        return hint(f"Your test score {score:.3f} is the plain accuracy {where}. Only about a fifth of the test "
+                    "items are positive, so always answering the majority scores about 80% there: report the "
+                    "balanced accuracy (`sklearn.metrics.balanced_accuracy_score`).")
+    if abs(score - reference["fit_only"][chosen][0]) <= tolerance:
+        return hint(f"Your test score {where} comes from the probe fitted on the fit part only. Once C is chosen, "
+                    "refit the probe on the whole of `train_idx` before the one look at the test split.")
+    return hint(f"The test balanced accuracy {score:.3f} differs from the reference {balanced:.3f} {where}: refit "
+                "`tl.fit_probe(features[train_idx], labels[train_idx], C=C)` and score it on `test_idx`.")
+
+
+def choice_judge(evidence: dict, strict: bool) -> Verdict:
+    return judge_cases(
+        evidence, _choice_cases(strict), _choice_verdict, answer="choose_and_test",
+        should_be="a function `choose_and_test(features, labels, train_idx, test_idx, candidates)`",
+        where="(case: {0})",
+        unattempted=lambda cases: all(c.get("none") for c in cases),
+    ) or passed("C chosen on validation, the test split seen once, and a score that a constant answer cannot "
+                "win: the protocol of the course benchmark (`benchmarks/elpv.py`) in ten lines.")
+
+
+register(Task("04.choice", "Choose on validation, test once, on balanced accuracy", points=2,
+              answer="choose_and_test", evidence=choice_evidence, judge=never_raises(choice_judge), time_limit=60))
