@@ -9,7 +9,8 @@ A submission is untrusted code. By default on Linux each kernel runs inside bubb
 * one shared folder, ``io``: the kernel's sockets (ZeroMQ over UNIX sockets) and its evidence;
 * no network, its own process, IPC and host-name namespaces, a new session, and death with
   the grader: nothing it starts outlives it, and it cannot see or signal the grader;
-* a user of its own when the grader is root (one uid per submission);
+* a user of its own when the grader is root (one uid per submission; in a container where root
+  cannot create namespaces, a user namespace instead);
 * limits on address space, processes, file size, open files and CPU time (``_launch.py``).
 
 ``Sandbox(command=...)`` runs the kernel through a command of yours instead (a container
@@ -113,25 +114,49 @@ def bwrap_problem() -> str | None:
         return f"bubblewrap is Linux-only, and this is {sys.platform}"
     if bwrap_path() is None:
         return "bubblewrap (`bwrap`) is not installed"
-    argv = [bwrap_path(), *_namespaces(), *_system_binds(), "--proc", "/proc", "--dev", "/dev",
+    errors = []
+    for user_namespace in _user_namespace_choices():
+        problem = _probe(user_namespace)
+        if problem is None:
+            _USER_NAMESPACE[0] = user_namespace
+            return None
+        errors.append(problem)
+    return (f"bubblewrap is installed but cannot create the sandbox here ({errors[-1][:300]}); user "
+            "namespaces may be disabled (sysctl kernel.unprivileged_userns_clone, or an AppArmor "
+            "restriction on Ubuntu 24.04 and later), or a container forbids them")
+
+
+_USER_NAMESPACE = [True]  # decided by bwrap_problem(): root without CAP_SYS_ADMIN (a container) needs one too
+
+
+def _user_namespace_choices() -> list[bool]:
+    """Root first tries a sandbox without a user namespace (then the kernel gets a uid of its own)."""
+    return [False, True] if os.geteuid() == 0 else [True]
+
+
+def _probe(user_namespace: bool) -> str | None:
+    argv = [bwrap_path(), *_namespaces(user_namespace), *_system_binds(), "--proc", "/proc", "--dev", "/dev",
             "--tmpfs", SANDBOX_TMP, "--", "/bin/sh", "-c", "exit 0"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"bubblewrap could not start ({type(err).__name__}: {err})"
-    if done.returncode != 0:
-        return (f"bubblewrap is installed but cannot create the sandbox here ({done.stderr.strip()[:300]}); "
-                "user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone, or an AppArmor "
-                "restriction on Ubuntu 24.04 and later)")
-    return None
+    return None if done.returncode == 0 else (done.stderr.strip() or f"exit status {done.returncode}")
 
 
-def _namespaces() -> list[str]:
+def _namespaces(user_namespace: bool | None = None) -> list[str]:
     args = ["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try", "--hostname", "tlgrade"]
-    if os.geteuid() != 0:  # unprivileged bwrap needs a user namespace; root drops to a uid of its own instead
+    if _USER_NAMESPACE[0] if user_namespace is None else user_namespace:
         args.append("--unshare-user")
+        if os.geteuid() == 0:  # root in a container: at least not root inside (nobody)
+            args += ["--uid", "65534", "--gid", "65534"]
     return args
+
+
+def drops_to_own_uid() -> bool:
+    """Whether each kernel runs as a uid of its own (the grader is root, no user namespace needed)."""
+    return os.geteuid() == 0 and bwrap_problem() is None and not _USER_NAMESPACE[0]
 
 
 def _system_binds() -> list[str]:
@@ -274,7 +299,7 @@ def plan_kernel(sandbox: Sandbox, kind: str, workdir: Path, package: Path, hidde
     if kind == "command":
         return KernelPlan(custom_argv(sandbox.command, io), kernel_env(True, f"{SANDBOX_TMP}/home"),
                           str(io), io)
-    uid = UID_BASE + index if os.geteuid() == 0 else None
+    uid = UID_BASE + index if drops_to_own_uid() else None
     if uid is not None:
         os.chown(io, uid, uid)
     argv = bwrap_argv(io, package, hidden, sandbox.limits, cpu_seconds, uid)

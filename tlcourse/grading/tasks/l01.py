@@ -188,14 +188,22 @@ def head_evidence(answer, strict: bool) -> dict:
     x = _head_probe(strict)
     param = next(answer.parameters(), None)
     was_training = answer.training
+    head = getattr(answer, "classifier", None)
+    seen: list[torch.Tensor] = []
+    hook = head.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].detach())) \
+        if isinstance(head, nn.Module) else None
     answer.eval()
     try:
         with torch.no_grad():
             evidence["output"] = as_plain_tensor(answer(x.to(param.device) if param is not None else x))
+        if seen:  # what the head reads: the body's features on this run's images
+            evidence["features"] = as_plain_tensor(seen[-1])
     except Exception as err:
         evidence["forward_error"] = f"{type(err).__name__}: {err}"[:300]
     finally:
         answer.train(was_training)
+        if hook is not None:
+            hook.remove()
     return evidence
 
 
@@ -239,6 +247,10 @@ def head_judge(evidence: dict, strict: bool) -> Verdict:
     with torch.no_grad():
         features = reference.forward_head(reference.forward_features(x), pre_logits=True)
         expected = torch.nn.functional.linear(features, weight.float(), bias.float())
+    if "features" not in evidence or not close(evidence["features"], features, atol=1e-3, rtol=1e-3):
+        return hint("The new head does not read the backbone's pooled features: on the hidden test's "
+                    "images, what reaches `model.classifier` differs from what the pretrained body "
+                    "computes. Replace `model.classifier`; do not change `forward` or the body.")
     if not close(output, expected, atol=1e-3, rtol=1e-3):
         return hint("The model's output does not come from the new head applied to the backbone's "
                     "pooled features. Replace `model.classifier`; do not change `forward`.")
