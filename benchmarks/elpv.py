@@ -85,7 +85,7 @@ def cpu_unit_seconds(batches: int = UNIT_BATCHES, repeats: int = 2) -> float:
 
     A plain EfficientNet-Lite0 (timm, random weights, eval mode, channels last) runs 164 batches of
     16 random 3x160x160 images on 2 threads under ``torch.inference_mode``: one warm-up batch, then
-    the best of ``repeats`` timed passes. The same work as ``../shared/tools/cpu_unit.py``. Fewer
+    the best of ``repeats`` timed passes (the unit that issue 16 defines). Fewer
     ``batches`` (the smoke run) are timed and scaled to 164: an estimate. The global random state
     and the thread count are left as they were.
     """
