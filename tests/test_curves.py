@@ -51,7 +51,7 @@ def test_fine_tuning_strategy_fine_tunes_the_top_from_a_probe_for_epochs_sized_t
     assert epochs == 3  # 2 steps per epoch: 3 epochs give the 5 updates asked for
     model, _ = tl.fine_tune_top(tiny_top(), activations, labels, train_idx, epochs, head_init=probe, batch_size=16,
                                 batchnorm="train", seed=3, device="cpu", progress=False)
-    expected = tl.predict(model, activations[test_idx], device="cpu")
+    expected = tl.predict(model, [activations[test_idx]], device="cpu", channels_last=True)
     probs = tl.curves.fine_tuning_strategy(tiny_top(), activations, features, labels, test_idx, train_idx, seed=3,
                                            min_steps=5, batch_size=16, device="cpu", batchnorm="train")
     np.testing.assert_allclose(probs, expected, atol=1e-6)

@@ -66,7 +66,7 @@ def fine_tuning_strategy(
     model, _ = fine_tune_top(top, activations, labels, train_idx, epochs, head_init=probe, batch_size=batch_size,
                              seed=seed, device=device, progress=False, **settings)
     views = activations if isinstance(activations, (list, tuple)) else [activations]
-    return predict(model, [torch.as_tensor(view)[test_idx] for view in views], device=device)
+    return predict(model, [torch.as_tensor(view)[test_idx] for view in views], device=device, channels_last=True)
 
 
 def from_scratch_strategy(
