@@ -26,6 +26,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -441,11 +442,13 @@ class Gradebook:
         self.feedback_dir.mkdir(parents=True, exist_ok=True)
         self.results: list[Result] = []
         self._taken: set[str] = set()
+        self._lock = threading.Lock()  # submissions finish on several threads (--jobs)
 
     def add(self, result: Result) -> None:
-        self.results.append(result)
-        _replace_atomically(self.feedback_dir / feedback_name(result.submission, self._taken), result.feedback)
-        self._write_csv()
+        with self._lock:
+            self.results.append(result)
+            _replace_atomically(self.feedback_dir / feedback_name(result.submission, self._taken), result.feedback)
+            self._write_csv()
 
     def _write_csv(self) -> None:
         import io

@@ -194,9 +194,17 @@ def judge_evidence(task: Task, evidence: Any, strict: bool, seed: int | None = N
 
 
 def run_check(task_id: str, answer: Any = Ellipsis) -> Verdict:
-    """What :func:`check` shows, as a :class:`Verdict` (tests use this)."""
+    """What :func:`check` shows, as a :class:`Verdict` (tests use this). The evidence goes through
+    the grader's file format first, so the check judges exactly what the grader would read."""
+    from .evidence import roundtrip
+
     task = get_task(task_id)
-    return judge_evidence(task, evidence_for(task, answer, strict=False), strict=False)
+    evidence = evidence_for(task, answer, strict=False)
+    try:
+        evidence = roundtrip(evidence)
+    except (TypeError, ValueError) as err:
+        return hint(f"The answer could not be turned into plain data for the grader ({err}).")
+    return judge_evidence(task, evidence, strict=False)
 
 
 def check(task_id: str, answer: Any = Ellipsis) -> None:

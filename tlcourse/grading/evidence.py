@@ -3,8 +3,8 @@
 A file is an uncompressed ``.npz`` archive (NumPy's format, read with ``allow_pickle=False``):
 the member ``tree`` holds the evidence as JSON, where every tensor or array is replaced by
 ``{"__array__": i}`` and stored as member ``a<i>``. Dicts are written as ``{"__dict__": [[key,
-value], ...]}`` and tuples as ``{"__tuple__": [...]}``, so no learner-chosen key can pass for a
-tensor. Reading refuses a file over the size limit, a compressed member (no zip bombs), an
+value], ...]}``, tuples as ``{"__tuple__": [...]}`` and sets as ``{"__set__": [...]}`` (or
+``__frozenset__``), so no learner-chosen key can pass for a tensor. Reading refuses a file over the size limit, a compressed member (no zip bombs), an
 object array, or a tree that is not what the grader asked for (``run`` and ``task`` must match
 the values handed to that kernel alone).
 
@@ -46,10 +46,14 @@ def _encode(value: Any, arrays: list) -> Any:
         return {"__dict__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in value.items()]}
     if isinstance(value, tuple):
         return {"__tuple__": [_encode(v, arrays) for v in value]}
+    if isinstance(value, (set, frozenset)):
+        return {"__frozenset__" if isinstance(value, frozenset) else "__set__": [_encode(v, arrays) for v in value]}
     if isinstance(value, list):
         return [_encode(v, arrays) for v in value]
     if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -58,14 +62,25 @@ def _encode(value: Any, arrays: list) -> Any:
     raise TypeError(f"a {type(value).__name__} is not plain data")
 
 
-def save(tree: Any, path: str | Path) -> None:
-    """Write ``tree`` (dicts, lists, tuples, strings, numbers, tensors, arrays) to ``path``."""
+def save(tree: Any, path: str | Path | io.BytesIO) -> None:
+    """Write ``tree`` (dicts, lists, tuples, sets, strings, numbers, tensors, arrays) to ``path``."""
     arrays: list = []
     encoded = json.dumps(_encode(tree, arrays), allow_nan=False)
     members = {"tree": np.frombuffer(encoded.encode("utf-8"), dtype=np.uint8)}
     members.update({f"a{i}": a for i, a in enumerate(arrays)})
+    if isinstance(path, io.BytesIO):
+        np.savez(path, **members)
+        return
     with open(path, "wb") as handle:
         np.savez(handle, **members)
+
+
+def roundtrip(tree: Any) -> Any:
+    """``tree`` as the grader would read it back (``tl.check`` judges exactly that)."""
+    buffer = io.BytesIO()
+    save(tree, buffer)
+    with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as arrays:
+        return _decode(json.loads(bytes(arrays["tree"]).decode("utf-8")), arrays)
 
 
 def _decode(value: Any, arrays) -> Any:
@@ -80,6 +95,9 @@ def _decode(value: Any, arrays) -> Any:
             return {_hashable(_decode(k, arrays)): _decode(v, arrays) for k, v in value["__dict__"]}
         if set(value) == {"__tuple__"}:
             return tuple(_decode(v, arrays) for v in value["__tuple__"])
+        if set(value) in ({"__set__"}, {"__frozenset__"}):
+            items = [_hashable(_decode(v, arrays)) for v in next(iter(value.values()))]
+            return frozenset(items) if "__frozenset__" in value else set(items)
         if set(value) == {"__float__"}:
             return float(value["__float__"])
         raise EvidenceRejected("the evidence has a malformed entry")

@@ -156,7 +156,7 @@ def _namespaces(user_namespace: bool | None = None) -> list[str]:
 
 def drops_to_own_uid() -> bool:
     """Whether each kernel runs as a uid of its own (the grader is root, no user namespace needed)."""
-    return os.geteuid() == 0 and bwrap_problem() is None and not _USER_NAMESPACE[0]
+    return bwrap_problem() is None and os.geteuid() == 0 and not _USER_NAMESPACE[0]
 
 
 def _system_binds() -> list[str]:
