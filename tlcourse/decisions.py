@@ -7,7 +7,7 @@ chooses something takes the validation probabilities and labels as its arguments
 * :func:`choose_threshold` picks the threshold of least cost when a missed defect (a false
   negative) costs ``cost_fn`` and a false alarm ``cost_fp``; :func:`decision_cost` prices a rule;
 * :func:`precision_recall` gives the precision-recall curve with that cheapest point marked;
-* :func:`class_weights` gives a loss weights that make both classes count alike;
+* :func:`class_weights` gives loss weights that make both classes count alike;
 * :func:`reliability_curve`, :func:`expected_calibration_error` and :func:`plot_reliability`
   ask whether "90% sure" is right 90% of the time; :func:`fit_temperature` and
   :func:`apply_temperature` repair over-confidence with one number (temperature scaling).
@@ -110,8 +110,9 @@ def plot_precision_recall(curve: dict, label: str | None = None, ax=None):
 def class_weights(labels, num_classes: int | None = None) -> torch.Tensor:
     """Loss weights ``n / (classes * count)`` per class, so that each class weighs the same in total.
 
-    Use them as ``nn.CrossEntropyLoss(weight=class_weights(train_labels))`` (``tl.fit(..., loss_fn=)``).
-    The same rule as scikit-learn's ``class_weight="balanced"``.
+    Use them as ``nn.CrossEntropyLoss(weight=class_weights(train_labels).to(tl.device()))`` with
+    ``tl.fit(..., loss_fn=)``: the weights must be on the model's device. The same rule as
+    scikit-learn's ``class_weight="balanced"``; compute them on the training labels.
     """
     y = np.asarray(labels).astype(int)
     counts = np.bincount(y, minlength=num_classes or 0)

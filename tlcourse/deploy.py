@@ -18,6 +18,7 @@ format, so that a file says what it is (``read_model_file(path)[0]``).
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections import OrderedDict
@@ -34,6 +35,8 @@ from .transforms import MEAN, STD
 
 FORMAT = "tlcourse-model"
 FORMAT_VERSION = 1
+REQUIRED_METADATA = {"backbone", "layout", "size", "class_names", "mean", "std", "threshold", "temperature",
+                     "positive_class", "extra"}
 
 
 class ModelFileError(ValueError):
@@ -125,9 +128,12 @@ def save_model(path: str | Path, net: nn.Module, *, backbone: str, size: int, cl
     ``threshold`` and ``temperature`` are the decision rule chosen on validation (the threshold
     applies to the probabilities after the temperature). ``extra``: any JSON-able notes (metrics).
     """
-    model = DeployedModel(net, size=size, class_names=class_names, mean=mean, std=std, threshold=threshold,
-                          temperature=temperature, positive_class=positive_class, backbone=backbone, extra=extra)
-    meta = model.metadata()
+    modes = [(module, module.training) for module in net.modules()]
+    meta = DeployedModel(net, size=size, class_names=class_names, mean=mean, std=std, threshold=threshold,
+                         temperature=temperature, positive_class=positive_class, backbone=backbone,
+                         extra=extra).metadata()
+    for module, training in modes:  # DeployedModel switched every module to eval mode; saving should not
+        module.training = training
     weights = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     problem = _mismatch(_skeleton(backbone, len(class_names), meta["layout"]).state_dict(), weights)
     if problem:
@@ -154,7 +160,13 @@ def read_model_file(path: str | Path) -> tuple[dict, dict]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "metadata" not in payload:
         raise ModelFileError(f"{path} is a PyTorch file, but not a model saved by tlcourse.deploy.save_model "
                              "(it has no tlcourse metadata; a bare state dict does not say how to use it).")
-    meta = json.loads(payload["metadata"])
+    try:
+        meta = json.loads(payload["metadata"])
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"{path}: its metadata is not valid JSON; the file is damaged ({err}).") from err
+    missing = sorted(REQUIRED_METADATA - meta.keys()) if isinstance(meta, dict) else ["everything"]
+    if missing:
+        raise ModelFileError(f"{path}: its metadata lacks {', '.join(missing)}; the file is damaged.")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise ModelFileError(f"{path} was saved by a newer tlcourse ({meta.get('tlcourse_version')}); "
                              "upgrade tlcourse to read it.")
@@ -220,12 +232,12 @@ def export_onnx(model: DeployedModel | str | Path, path: str | Path) -> Path:
 
     The input is ``uint8`` RGB pixels ``(batch, size, size, 3)`` (any batch size), already resized
     to the model's size; scaling, normalisation and the temperature are inside the graph. The
-    class names, threshold and the rest of the metadata are stored as the ONNX model's properties.
+    class names, threshold and the rest of the metadata are stored as the ONNX model's properties
+    (``onnx.load(path).metadata_props``, JSON values).
     """
     import onnx
 
-    model = load_model(model) if isinstance(model, (str, Path)) else model
-    model = model.cpu().eval()
+    model = load_model(model) if isinstance(model, (str, Path)) else copy.deepcopy(model).cpu()  # left where it is
     example = torch.zeros(2, model.size, model.size, 3, dtype=torch.uint8)
     program = torch.onnx.export(model, (example,), dynamo=True, input_names=["image"],
                                 output_names=["probabilities"], verbose=False,
@@ -238,10 +250,13 @@ def export_onnx(model: DeployedModel | str | Path, path: str | Path) -> Path:
     return path
 
 
-def _onnx_session(onnx_path: str | Path):
+def _onnx_session(onnx_path: str | Path, threads: int | None = None):
     import onnxruntime
 
-    return onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    return onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
 def _as_images(images, size: int) -> torch.Tensor:
@@ -263,27 +278,31 @@ def onnx_parity(model: DeployedModel, onnx_path: str | Path, images) -> float:
     """
     x = _as_images(images, model.size)
     with torch.inference_mode():
-        expected = model.cpu()(x).numpy()
+        expected = copy.deepcopy(model).cpu()(x).numpy()  # on the CPU, as ONNX Runtime runs here
     got = _onnx_session(onnx_path).run(["probabilities"], {"image": x.numpy()})[0]
     return float(np.abs(expected - got).max())
 
 
-def latency(model: DeployedModel, onnx_path: str | Path | None = None, batch_size: int = 1,
+def latency(model: DeployedModel, onnx_path: str | Path | None = None, batch_size: int = 1, threads: int | None = 1,
             repeats: int = 20, warmup: int = 3, seed: int = 0) -> dict[str, float]:
     """Median milliseconds per image on the CPU, for PyTorch and (given ``onnx_path``) ONNX Runtime.
 
-    Runs ``repeats`` timed batches of ``batch_size`` random images after ``warmup`` untimed ones.
-    The numbers depend on the machine and on what else runs on it: compare them side by side.
+    Both runtimes get the same ``threads`` (default 1: one request on one core, the fairest
+    and steadiest comparison; None lets each choose). Runs ``repeats`` timed batches of
+    ``batch_size`` random images after ``warmup`` untimed ones. The numbers depend on the
+    machine and on what else runs on it: compare them side by side, in the same sitting.
     """
+    from .utils import torch_threads
+
     x = torch.randint(0, 256, (batch_size, model.size, model.size, 3), dtype=torch.uint8,
                       generator=torch.Generator().manual_seed(seed))
-    model = model.cpu()
+    model = copy.deepcopy(model).cpu()
     runners = {"pytorch_ms": lambda: model(x)}
     if onnx_path is not None:
-        session, feed = _onnx_session(onnx_path), {"image": x.numpy()}
+        session, feed = _onnx_session(onnx_path, threads), {"image": x.numpy()}
         runners["onnxruntime_ms"] = lambda: session.run(["probabilities"], feed)
     result = {}
-    with torch.inference_mode():
+    with torch.inference_mode(), torch_threads(threads):
         for name, run in runners.items():
             for _ in range(warmup):
                 run()
@@ -293,7 +312,7 @@ def latency(model: DeployedModel, onnx_path: str | Path | None = None, batch_siz
                 run()
                 seconds.append(time.perf_counter() - start)
             result[name] = 1000 * float(np.median(seconds)) / batch_size
-    result["torch_threads"] = torch.get_num_threads()
+        result["threads"] = torch.get_num_threads()
     return result
 
 
