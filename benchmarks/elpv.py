@@ -80,6 +80,11 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (psutil emulates them on Windows, where they start at 0)."""
+    return list(psutil.getloadavg())
+
+
 def cpu_unit_seconds(batches: int = UNIT_BATCHES, repeats: int = 2) -> float:
     """Seconds that one CPU unit takes on this machine, now: the yardstick of the time budget.
 
@@ -134,7 +139,7 @@ def machine_description() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "tlcourse": tl.__version__,
-        "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_start": load_average(),
     }
 
 
@@ -269,7 +274,7 @@ def main(argv=None) -> dict:
         unit = cpu_unit_seconds(batches=unit_batches)
     cpu_unit = {"seconds": unit, "measured_batches": unit_batches, "estimated": unit_batches != UNIT_BATCHES,
                 "measuring_seconds": timer.seconds, "threads": UNIT_THREADS,
-                "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+                "load_average": load_average()}
     print(f"CPU unit: {unit:.1f} s (EfficientNet-Lite0 forward, {UNIT_BATCHES} x {UNIT_BATCH_SIZE} images at "
           f"{UNIT_SIZE} px, {UNIT_THREADS} threads{f'; estimated from {unit_batches} batches' if cpu_unit['estimated'] else ''})",
           flush=True)
@@ -348,7 +353,7 @@ def main(argv=None) -> dict:
         print(f"{name:26s} accuracy {100 * summary['accuracy_mean']:.2f} ± {100 * summary['accuracy_std']:.2f}"
               f"  ({timer.seconds:.1f} s)", flush=True)
 
-    machine["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    machine["load_average_end"] = load_average()
     results["machine"] = machine
     results["protocol"] = {"split_seed": 0, "train": len(train_cells), "test": len(test_cells), "quick": args.quick,
                            "target": "probability > 0.5", "index": "position in elpv_dataset.utils.load_dataset() order"}
