@@ -184,3 +184,31 @@ def test_the_gradebook_keeps_its_finished_rows_when_the_grader_dies(tmp_path, mo
     rows = list(csv.DictReader((tmp_path / "book.csv").open()))
     assert [r["submission"] for r in rows] == ["first.ipynb"]
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+# ---------------------------------------------------------------- fresh inputs for the hidden tests
+
+FRESH = {"01.head": ("01", "elpv_model"), "01.batchnorm": ("01", "freeze_body"), "01.topk": ("01", "top_k"),
+         "02.split": ("02", "split_features"), "03.groups": ("03", "make_param_groups")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_id", list(FRESH))
+def test_evidence_made_for_one_run_fails_the_next_run_while_the_answer_passes_both(task_id):
+    from check_helpers import define
+
+    from tlcourse.grading import evidence as files
+    from tlcourse.grading.checks import evidence_for, get_task, judge_evidence
+    from tlcourse.tooling.exercises import answer_task
+
+    lesson, name = FRESH[task_id]
+    solution = next((ROOT / "solutions").glob(f"{lesson}_*.ipynb"))
+    nb = nbformat.read(str(solution), 4)
+    setup = "import torch\nfrom torch import nn\nfrom skimage import data\n"
+    source = next(c.source for c in nb.cells if answer_task(c) == task_id)
+    answer = define(setup + source, name)
+    task = get_task(task_id)
+    for seed, other in [(11, 12), (2**40 + 3, 5)]:
+        evidence = files.roundtrip(evidence_for(task, answer, strict=True, seed=seed))
+        assert judge_evidence(task, evidence, strict=True, seed=seed).passed
+        assert not judge_evidence(task, evidence, strict=True, seed=other).passed
