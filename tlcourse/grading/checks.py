@@ -241,7 +241,8 @@ def _show_markdown(text: str) -> None:
 def collect_evidence(task_id: str, namespace: dict, path: str, seed: int = 0, run: str = "") -> None:
     """Grader only: compute a task's strict evidence from the notebook's variables and save it.
 
-    The grader calls this from a fresh copy of the package, after the learner's cells, with the
+    The grader calls this from the package loaded afresh under a random name (a copy of it when the
+    kernel runs bare), after the learner's cells, with the
     run's fresh ``seed`` (see :func:`challenge`) and ``run``, a token that only this kernel is
     given; it reads ``path`` (plain data, see ``evidence.py``) once the kernel is gone. Never raises.
     """

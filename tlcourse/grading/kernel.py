@@ -7,7 +7,11 @@ nbclient executes each cell with a time limit and errors allowed. On top of it:
 * after a killed or dead kernel (``os._exit``, ``exit()``), the run starts again in a fresh
   kernel, skipping every cell that timed out or killed a kernel so far, so the other tasks
   still count;
-* a deadline bounds the whole run, and each cell's output is capped so a flood cannot eat memory.
+* a deadline bounds the whole run, and each cell's output is capped so a flood cannot eat memory;
+* with a ``plan`` (``sandbox.py``), the kernel starts through the plan's command (bubblewrap),
+  talks over UNIX sockets in the plan's ``io`` folder (the sandbox has no network), is interrupted
+  by a message rather than a signal (it lives in a session of its own), and its connection file is
+  deleted when it stops.
 """
 from __future__ import annotations
 
