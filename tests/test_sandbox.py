@@ -212,3 +212,12 @@ def test_evidence_made_for_one_run_fails_the_next_run_while_the_answer_passes_bo
         evidence = files.roundtrip(evidence_for(task, answer, strict=True, seed=seed))
         assert judge_evidence(task, evidence, strict=True, seed=seed).passed
         assert not judge_evidence(task, evidence, strict=True, seed=other).passed
+
+
+def test_a_kernel_command_of_your_own_gets_the_kernel_and_its_folder(tmp_path):
+    argv = sandboxes.custom_argv("podman run --rm -v {io}:{io} image {kernel}", tmp_path)
+    assert argv[:5] == ["podman", "run", "--rm", "-v", f"{tmp_path}:{tmp_path}"]
+    assert argv[6:] == [sys.executable, "-m", "ipykernel_launcher", "-f", str(tmp_path / "kernel.json")]
+    with pytest.raises(ValueError, match="{kernel}"):
+        sandboxes.custom_argv("podman run image python", tmp_path)
+    assert sandboxes.Sandbox(command="env {kernel}").resolve() == "command"
