@@ -291,7 +291,10 @@ def test_gain_follows_distance_says_yes_only_when_the_orders_agree():
     yes = tl.curves.gain_follows_distance({"faces": 0.3, "cells": 0.1, "digits": -0.2}, distances)
     assert "shrinks in the same order" in yes and yes.index("faces") < yes.index("cells") < yes.index("digits")
     no = tl.curves.gain_follows_distance({"faces": 0.1, "cells": 0.3, "digits": -0.2}, distances)
-    assert "does NOT shrink" in no and "cells +30.0" in no
+    assert "does NOT shrink" in no and "cells +30.0" in no and "within two standard errors" not in no
+    noisy = tl.curves.gain_follows_distance({"faces": 0.3, "cells": 0.1, "digits": -0.2}, distances,
+                                            noise={"faces": 0.01, "cells": 0.06, "digits": 0.2})
+    assert "shrinks in the same order" in noisy and "The gains of cells, digits are within two standard errors" in noisy
 
 
 def test_verdict_has_three_claims_per_transfer_strategy_and_compares_neighbours():

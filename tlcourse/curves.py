@@ -301,14 +301,20 @@ def transfer_gains(rows: list[dict], strategy: str, scratch: str = "from scratch
     return out
 
 
-def gain_follows_distance(gains: dict[str, float], distances: dict[str, float]) -> str:
-    """One sentence: does the gain of transfer shrink as the data set lies further from the pretraining data?"""
+def gain_follows_distance(gains: dict[str, float], distances: dict[str, float], noise: dict[str, float] | None = None) -> str:
+    """One sentence: does the gain of transfer shrink as the data set lies further from the pretraining data?
+
+    ``noise`` (optional) maps a data set to the standard error of its gain: gains within two of
+    them are named, since an order among gains that are all noise is no evidence.
+    """
     by_distance = sorted(distances, key=distances.get)
     by_gain = sorted(gains, key=gains.get, reverse=True)
-    order = " < ".join(f"{name} ({distances[name]:.1f})" for name in by_distance)
+    order = " < ".join(f"{name} ({distances[name]:.3g})" for name in by_distance)
     gains_text = ", ".join(f"{name} {100 * gains[name]:+.1f}" for name in by_distance)
+    unclear = [name for name in by_distance if noise and abs(gains[name]) <= 2 * noise.get(name, 0.0)]
+    caveat = f" The gains of {', '.join(unclear)} are within two standard errors of zero." if unclear else ""
     if by_distance == by_gain:
         return (f"From nearest to furthest: {order}. The gain of transfer shrinks in the same order "
-                f"({gains_text} points): the further the data, the less the borrowed features give.")
+                f"({gains_text} points): the further the data, the less the borrowed features give.{caveat}")
     return (f"From nearest to furthest: {order}. The gain of transfer does NOT shrink in that order here "
-            f"({gains_text} points): distance alone does not predict it on this run.")
+            f"({gains_text} points): distance alone does not predict it on this run.{caveat}")
