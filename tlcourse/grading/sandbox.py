@@ -197,8 +197,14 @@ def bwrap_argv(io: Path, package: Path, hidden: list[Path], limits: Limits, cpu_
                uid: int | None) -> list[str]:
     """The bubblewrap command line that runs one kernel (``{connection_file}`` left to fill)."""
     args = [bwrap_path(), *_namespaces(), *_system_binds()]
+    # The private /tmp first: the environment and the package may live under /tmp (a clone there, a CI
+    # checkout), and a tmpfs mounted after their binds would hide them.
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", SANDBOX_TMP,
+             "--perms", "1777", "--dir", f"{SANDBOX_TMP}/work", "--perms", "1777", "--dir", f"{SANDBOX_TMP}/home"]
+    made = {Path("/"), Path(SANDBOX_TMP)}
     roots = python_roots(package)
-    args += _parents(roots)
+    args += _parents(roots, made)
     for root in roots:
         real = os.path.realpath(root)
         if Path(root) != Path(real):
@@ -210,19 +216,16 @@ def bwrap_argv(io: Path, package: Path, hidden: list[Path], limits: Limits, cpu_
         path = Path(os.path.realpath(path))
         if path.is_dir() and any(r == path or r in path.parents for r in map(Path, roots)):
             args += ["--tmpfs", str(path)]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", SANDBOX_TMP,
-             "--perms", "1777", "--dir", f"{SANDBOX_TMP}/work", "--perms", "1777", "--dir", f"{SANDBOX_TMP}/home",
-             *_parents([io], {Path("/"), Path(SANDBOX_TMP)}), "--bind", str(io), str(io),
-             "--chdir", f"{SANDBOX_TMP}/work"]
+    args += [*_parents([io], made), "--bind", str(io), str(io), "--chdir", f"{SANDBOX_TMP}/work"]
     if uid is not None:
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     return [*args, "--", *_launcher(limits, cpu_seconds, uid, io)]
 
 
 def _parents(paths, made=None) -> list[str]:
-    """Make the parents of ``paths`` readable by the sandbox's user (bwrap would make them 0700)."""
-    made, args = set(made or {Path("/")}), []
+    """Make the parents of ``paths`` readable by the sandbox's user (bwrap would make them 0700); ``made``
+    (updated) holds the folders already made."""
+    made, args = (made if made is not None else {Path("/")}), []
     for path in paths:
         for parent in reversed(Path(path).parents):
             if parent not in made:
