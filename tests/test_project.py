@@ -83,22 +83,13 @@ def test_the_forks_ci_runs_the_readme_command_on_three_systems_at_both_ends_of_t
     assert not any(re.search(r"pip install[^\n]*\btorch\b", run) for run in runs), "torch outside pyproject's ranges"
 
 
-# Scripts that only ever run inside the grader's bubblewrap sandbox, which exists on Linux alone, and that
-# no module imports: the kernel launcher sets rlimits with `resource` before anything else is importable.
-LINUX_SANDBOX_SCRIPTS = {"tlcourse/grading/_launch.py"}
-
-
 def test_no_unix_only_module_in_the_package_tests_or_scripts():
     pattern = re.compile(r"^\s*(import|from)\s+(fcntl|resource|termios|pwd|grp)\b", re.MULTILINE)
     files = [ROOT / "course.py", ROOT / "conftest.py",
              *(p for d in ("tlcourse", "tests", "benchmarks") for p in (ROOT / d).rglob("*.py"))]
-    offenders = [p.relative_to(ROOT).as_posix() for p in files
+    offenders = [str(p.relative_to(ROOT)) for p in files
                  if p.exists() and pattern.search(p.read_text(encoding="utf-8"))]
-    offenders = [o for o in offenders if o not in LINUX_SANDBOX_SCRIPTS]
     assert not offenders, f"these import a module that Windows lacks: {offenders}"
-    importers = [str(p.relative_to(ROOT)) for p in files if p.exists()
-                 and re.search(r"^\s*(from\s+\S*\s+)?import\s+.*\b_launch\b", p.read_text(encoding="utf-8"), re.M)]
-    assert not importers, f"the sandbox's launcher is a script, never imported (Windows lacks `resource`): {importers}"
 
 
 def _notebooks():

@@ -1,33 +1,28 @@
-"""Start a grading kernel under resource limits, as an unprivileged user (plumbing; stdlib only).
+"""Start a grading kernel as an unprivileged user (plumbing; stdlib only).
 
-The sandbox runs ``python -I -S _launch.py CONFIG -- KERNEL ARGV...`` first, inside bubblewrap.
-``CONFIG`` is JSON: ``{"limits": {"RLIMIT_AS": bytes, ...}, "uid": int or null,
-"connection_file": path}``. This script
+The sandbox runs ``prlimit ... -- python -I -S _launch.py CONFIG -- KERNEL ARGV...`` inside bubblewrap
+(``prlimit`` has set the resource limits, which the kernel and everything it starts inherit).
+``CONFIG`` is JSON: ``{"uid": int or null, "connection_file": path}``. This script
 
-1. sets each resource limit (inherited by the kernel and everything it starts);
-2. when it runs as root and ``uid`` is given, reads the connection file (owned by the grader),
+1. when it runs as root and ``uid`` is given, reads the connection file (owned by the grader),
    drops to ``uid``/``uid`` with no supplementary groups, writes its own copy of the file in the
    sandbox's private /tmp, and hands that copy to the kernel;
-3. in a sandbox (``"sandboxed": true``), forgets ``JPY_PARENT_PID``: the kernel's parent there is
+2. in a sandbox (``"sandboxed": true``), forgets ``JPY_PARENT_PID``: the kernel's parent there is
    the sandbox's init, never the grader, and ipykernel would take that for a dead parent (the
    sandbox dies with the grader anyway);
-4. replaces itself with the kernel (``os.execv``).
+3. replaces itself with the kernel (``os.execv``).
 
 It must not import anything outside the standard library: it runs before the environment is
 trusted to be importable, and the kernel's own interpreter starts right after it.
 """
 import json
 import os
-import resource
 import sys
 
 
 def main(argv):
     config = json.loads(argv[1])
     kernel = argv[argv.index("--") + 1:]
-    for name, value in config.get("limits", {}).items():
-        if value is not None and hasattr(resource, name):
-            resource.setrlimit(getattr(resource, name), (int(value), int(value)))
     uid = config.get("uid")
     connection = config.get("connection_file")
     if uid is not None and os.getuid() == 0:

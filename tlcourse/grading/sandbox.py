@@ -11,7 +11,7 @@ A submission is untrusted code. By default on Linux each kernel runs inside bubb
   the grader: nothing it starts outlives it, and it cannot see or signal the grader;
 * a user of its own when the grader is root (one uid per submission; in a container where root
   cannot create namespaces, a user namespace instead);
-* limits on address space, processes, file size, open files and CPU time (``_launch.py``).
+* limits on address space, processes, file size, open files and CPU time (util-linux ``prlimit``).
 
 ``Sandbox(command=...)`` runs the kernel through a command of yours instead (a container
 engine, say); ``Sandbox(mode="none")`` runs it as the grader's own user, which is only safe for
@@ -114,6 +114,8 @@ def bwrap_problem() -> str | None:
         return f"bubblewrap is Linux-only, and this is {sys.platform}"
     if bwrap_path() is None:
         return "bubblewrap (`bwrap`) is not installed"
+    if shutil.which("prlimit") is None:
+        return "prlimit (util-linux), which sets the sandbox's resource limits, is not installed"
     errors = []
     for user_namespace in _user_namespace_choices():
         problem = _probe(user_namespace)
@@ -234,12 +236,25 @@ def _parents(paths, made=None) -> list[str]:
     return args
 
 
+PRLIMIT_OPTIONS = {"RLIMIT_AS": "--as", "RLIMIT_NPROC": "--nproc", "RLIMIT_FSIZE": "--fsize",
+                   "RLIMIT_NOFILE": "--nofile", "RLIMIT_CORE": "--core", "RLIMIT_CPU": "--cpu"}
+
+
+def limits_prefix(limits: Limits, cpu_seconds: float | None) -> list[str]:
+    """``prlimit --as=N ... --`` (util-linux): the rlimits, soft and hard, that the kernel and all it starts
+    inherit; empty where there is no prlimit (not Linux), so that the package imports no Unix-only module."""
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        return []
+    return [prlimit, *(f"{PRLIMIT_OPTIONS[name]}={int(value)}" for name, value in limits.rlimits(cpu_seconds).items()
+                       if value is not None), "--"]
+
+
 def _launcher(limits: Limits, cpu_seconds: float | None, uid: int | None, io: Path) -> list[str]:
-    config = {"limits": limits.rlimits(cpu_seconds), "uid": uid, "connection_file": str(io / "kernel.json"),
-              "sandboxed": True}
+    config = {"uid": uid, "connection_file": str(io / "kernel.json"), "sandboxed": True}
     launch = Path(__file__).with_name("_launch.py")
-    return [sys.executable, "-I", "-S", str(launch), json.dumps(config, separators=(",", ":")), "--",
-            *_kernel_argv(str(io / "kernel.json"))]
+    return [*limits_prefix(limits, cpu_seconds), sys.executable, "-I", "-S", str(launch),
+            json.dumps(config, separators=(",", ":")), "--", *_kernel_argv(str(io / "kernel.json"))]
 
 
 def _kernel_argv(connection_file: str = "{connection_file}") -> list[str]:
@@ -293,10 +308,7 @@ def plan_kernel(sandbox: Sandbox, kind: str, workdir: Path, package: Path, hidde
         home = workdir / "home"
         home.mkdir()
         argv = _kernel_argv(str(io / "kernel.json"))
-        if os.name == "posix":  # limits still apply, through the same launcher
-            config = {"limits": sandbox.limits.rlimits(cpu_seconds), "uid": None, "connection_file": None}
-            argv = [sys.executable, "-I", "-S", str(Path(__file__).with_name("_launch.py")),
-                    json.dumps(config, separators=(",", ":")), "--", *argv]
+        argv = [*limits_prefix(sandbox.limits, cpu_seconds), *argv]  # limits still apply where prlimit exists
         return KernelPlan(argv, kernel_env(False, str(home)), str(home), io, transport="tcp",
                           interrupt_mode="signal", sandboxed=False)
     if kind == "command":
