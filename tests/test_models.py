@@ -214,3 +214,29 @@ def test_stage_costs_time_each_stage_on_the_previous_stage_output():
     model = StagedModel(OrderedDict(a=Spy("a", 3), b=Spy("b", 2)))
     tl.stage_costs(model, torch.randn(1, 2, 4, 4), repeats=2)
     assert calls == [("a", (1, 2, 4, 4))] * 2 + [("b", (1, 3, 4, 4))] * 2
+
+
+def test_classify_imagenet_normalises_as_the_weights_expect():
+    """The Lite models expect [-1, 1]; torchvision's ImageNet weights expect ImageNet's mean and std.
+    A white image must reach each model normalised its own way."""
+    seen = []
+
+    class Recorder(nn.Module):
+        def __init__(self, cfg=None):
+            super().__init__()
+            self.bias = nn.Parameter(torch.zeros(1000))
+            if cfg is not None:
+                self.pretrained_cfg = cfg
+
+        def forward(self, x):
+            seen.append(x[0, :, 0, 0].clone())
+            return self.bias.expand(len(x), -1)
+
+    white = np.full((32, 32, 3), 255, dtype=np.uint8)
+    resnet = models.load_backbone("resnet18", pretrained=False)  # torchvision, no download without weights
+    assert models.input_normalisation(resnet) == (models.TORCHVISION_MEAN, models.TORCHVISION_STD)
+    tl.classify_imagenet(Recorder(resnet.pretrained_cfg), white, size=32)
+    tl.classify_imagenet(Recorder(), white, size=32)  # says nothing: the Lite models' [-1, 1]
+    expected = (1 - torch.tensor(models.TORCHVISION_MEAN)) / torch.tensor(models.TORCHVISION_STD)
+    assert torch.allclose(seen[0], expected, atol=1e-3)
+    assert torch.allclose(seen[1], torch.ones(3), atol=1e-3)

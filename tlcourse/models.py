@@ -17,6 +17,9 @@ from torch import nn
 
 from .transforms import MEAN, STD
 
+#: The normalisation torchvision's ImageNet weights were trained with (their own ``transforms()`` use it).
+TORCHVISION_MEAN, TORCHVISION_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
 
 @dataclass(frozen=True)
 class BundledBackbone:
@@ -152,6 +155,9 @@ def load_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True) -> nn.M
             f"not in torch's cache ({torch.hub.get_dir()}). Connect once to download them, or use "
             f"load_backbone('efficientnet_lite0'), which ships with the course. ({err})"
         ) from err
+    # torchvision's weights expect ImageNet's mean and std, not the Lite models' [-1, 1]: say so where
+    # classify_imagenet and native_size look (the same place timm's models keep it).
+    model.pretrained_cfg = {"input_size": (3, 224, 224), "mean": TORCHVISION_MEAN, "std": TORCHVISION_STD}
     return model.eval()
 
 
@@ -167,6 +173,16 @@ def imagenet_classes() -> list[str]:
     return list(_imagenet_classes())
 
 
+def input_normalisation(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` of the input normalisation a backbone's weights were trained with.
+
+    The bundled EfficientNet-Lite models expect [-1, 1] (``tl.preprocess``'s default); torchvision's
+    ImageNet models expect ImageNet's mean and std. A model that does not say gets the default.
+    """
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return tuple(cfg.get("mean", MEAN)), tuple(cfg.get("std", STD))
+
+
 def native_size(model: nn.Module, default: int = 224) -> int:
     """The input size a backbone's weights were trained at (224 px when the model does not say)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
@@ -176,7 +192,8 @@ def native_size(model: nn.Module, default: int = 224) -> int:
 def classify_imagenet(model: nn.Module, image, topk: int = 5, size: int | None = None) -> list[tuple[str, float]]:
     """Top-k ImageNet predictions ``[(name, probability), ...]`` for a NumPy or PIL image.
 
-    The image is resized to ``size``, by default the model's native size (:func:`native_size`).
+    The image is resized to ``size``, by default the model's native size (:func:`native_size`), and
+    normalised the way the model's weights expect (:func:`input_normalisation`).
     """
     if isinstance(image, np.ndarray) and image.dtype != np.uint8:
         image = (np.clip(image, 0, 1) * 255).astype(np.uint8) if image.max() <= 1 else image.astype(np.uint8)
@@ -184,7 +201,8 @@ def classify_imagenet(model: nn.Module, image, topk: int = 5, size: int | None =
         image = image.copy()  # torch warns about read-only arrays, such as ELPV's images
     from .transforms import preprocess
 
-    x = preprocess(size or native_size(model))(image).unsqueeze(0)
+    mean, std = input_normalisation(model)
+    x = preprocess(size or native_size(model), mean=mean, std=std)(image).unsqueeze(0)
     param = next(model.parameters())
     model.eval()
     with torch.inference_mode():
