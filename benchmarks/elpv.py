@@ -8,6 +8,13 @@ type); binary target "probability > 0.5"; every choice (regularisation, ...) is 
 seeds 0, 1, 2 with the split fixed. Frozen-feature extraction is cached on disk, counted once
 and reported on its own. ``--quick`` is a smoke run on a small subset (structure, not accuracy).
 
+Levers of the recipe (issue 16) are flags: ``--backbone``, ``--map-size``, ``--pooling``,
+``--average-last``, ``--head-from-probe``. Choose them with ``--validation``, which trains each
+seed on the fit part of the training cells and scores it on that seed's validation part, never
+reading a test label (and writes no report); ``--strategies`` runs only some strategies::
+
+    python benchmarks/elpv.py --validation --strategies fine_tune_top --pooling avgmax --out val.json
+
 Time is reported in seconds and in *CPU units* (:func:`cpu_unit_seconds`), measured at the start
 of the same run, so that a budget travels between machines: the whole benchmark's is
 ``BUDGET_UNITS``.
@@ -195,36 +202,60 @@ def small_cnn(ctx, seed, train, test):
 
 def fine_tune_top(ctx, seed, train, test):
     """The stages above ``ctx.cut`` plus a new head, fine-tuned on cached maps of the four quarter
-    turns of every cell (one random view per cell and step), predictions averaged over the four."""
+    turns of every cell (one random view per cell and step), predictions averaged over the four.
+    ``ctx.levers`` holds the options of the third round (pooling, weight averaging, a warm start)."""
     tl.seed_everything(seed)  # the new head's initial weights
     _, top = tl.split_at(ctx.backbone, ctx.cut)
+    levers = dict(ctx.levers)
+    if levers.pop("head_from_probe", False):  # LP-FT: the head starts from a probe on the pooled final features
+        fit, val = ctx.validation(seed)
+        C, _ = tl.probes.choose_C(ctx.views["final"], ctx.y, fit, val, candidates=ctx.Cs)
+        levers["head_init"] = tl.fit_probe([v[train] for v in ctx.views["final"]], ctx.y[train], C=C)
     model, _ = tl.fine_tune_top(tl.replace_head(top, 2), ctx.maps, ctx.y, train, epochs=ctx.ft_epochs, seed=seed,
-                                progress=False, **FINE_TUNE)
+                                progress=False, **FINE_TUNE, **levers)
     return tl.predict(model, [view[test] for view in ctx.maps], channels_last=True)[:, 1]
 
 
 class Context:
-    """Everything the strategies share: labels, cached views, the validation split per seed."""
+    """Everything the strategies share: labels, cached views, the validation split per seed.
 
-    def __init__(self, cells, train_cells, y, types, Cs):
+    With ``nested`` (the ``--validation`` mode), each seed is scored on its validation part, so the
+    choices a strategy makes inside (its C, ...) use a validation part carved from the fit part.
+    """
+
+    def __init__(self, cells, train_cells, y, types, Cs, nested: bool = False):
         self.cells, self.train_cells, self.y, self.types, self.Cs = cells, train_cells, y, types, Cs
         self.position = {int(c): i for i, c in enumerate(cells)}
         self.views: dict[str, list[np.ndarray]] = {}
         self.notes: dict = {}
+        self.levers: dict = {}
+        self.nested = nested
 
     def positions(self, cells) -> np.ndarray:
         """Rows of the cached arrays that hold these cells."""
         return np.array([self.position[int(c)] for c in cells], dtype=int)
 
-    def validation(self, seed):
-        """Rows of the fit and validation parts carved from the train split (``tl.validation_split``)."""
+    def scored(self, seed, test_cells) -> tuple[np.ndarray, np.ndarray]:
+        """``(train, scored)`` positions of this seed: the train and test splits, or with ``nested``
+        the fit and validation parts of the training cells (the test cells are never read)."""
+        if not self.nested:
+            return self.positions(self.train_cells), self.positions(test_cells)
         fit_cells, val_cells = tl.validation_split(self.train_cells, seed=seed)
+        return self.positions(fit_cells), self.positions(val_cells)
+
+    def validation(self, seed):
+        """Rows of the fit and validation parts carved from the cells this seed trains on (``tl.validation_split``)."""
+        fit_cells, val_cells = tl.validation_split(self.train_cells, seed=seed)
+        if self.nested:  # the validation part is what this seed is scored on: choose inside the fit part
+            fit_cells, val_cells = tl.validation_split(fit_cells, seed=seed)
         return self.positions(fit_cells), self.positions(val_cells)
 
 
 # ---------------------------------------------------------------- main
 
 METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "accuracy_mono", "accuracy_poly")
+STRATEGY_NAMES = ["majority", "raw_pixels_logreg", "small_cnn_scratch", "linear_probe", "multi_stage_probe",
+                  "rotation_ensemble_probe", "fine_tune_top"]
 
 
 def summarise(name: str, runs: list[dict]) -> dict:
@@ -257,13 +288,30 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2; 0 1 with --quick)")
     parser.add_argument("--size", type=int, default=160, help="backbone input size in px")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    levers = parser.add_argument_group("levers of the recipe (choose them with --validation)")
+    levers.add_argument("--validation", action="store_true",
+                        help="score each seed on the validation part of the training cells, never the test cells "
+                             "(writes no report)")
+    levers.add_argument("--strategies", nargs="+", choices=STRATEGY_NAMES, default=None, metavar="NAME",
+                        help=f"run only these strategies ({', '.join(STRATEGY_NAMES)})")
+    levers.add_argument("--backbone", default=tl.models.DEFAULT_BACKBONE, choices=list(tl.models.BUNDLED_BACKBONES))
+    levers.add_argument("--map-size", type=int, default=None, help="input size of the fine-tuned top's maps (default --size)")
+    levers.add_argument("--pooling", default="avg", choices=("avg", "avgmax", "gem"),
+                        help="the fine-tuned head's pooling (tl.fine_tune_top's pooling)")
+    levers.add_argument("--average-last", type=int, default=0, metavar="K",
+                        help="average the weights of the last K epochs (SWA)")
+    levers.add_argument("--head-from-probe", action="store_true", help="start the head from a fitted probe (LP-FT)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     size = 64 if args.quick else args.size
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     turns = PROBE_TURNS
-    report = args.report if args.report is not None else (None if args.quick else HERE / "RESULTS.md")
+    report = args.report if args.report is not None else (None if args.quick or args.validation else HERE / "RESULTS.md")
+    if args.validation and args.report is not None:
+        parser.error("--validation scores the validation parts, not the protocol's test split: it writes no report")
+    map_size = 64 if args.quick else (args.map_size or args.size)
+    chosen = args.strategies or STRATEGY_NAMES
     command = "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:]))
     started = time.perf_counter()
     machine = machine_description()
@@ -281,12 +329,13 @@ def main(argv=None) -> dict:
 
     ds = tl.load_elpv()
     cells, train_cells, test_cells = select_cells(args.quick)
-    ctx = Context(cells, train_cells, ds.labels[cells], ds.module_types[cells], Cs=(0.01,) if args.quick else (0.003, 0.01, 0.03))
-    train, test = ctx.positions(train_cells), ctx.positions(test_cells)
+    ctx = Context(cells, train_cells, ds.labels[cells], ds.module_types[cells], Cs=(0.01,) if args.quick else (0.003, 0.01, 0.03),
+                  nested=args.validation)
+    ctx.levers = {"pooling": args.pooling, "average_last": args.average_last, "head_from_probe": args.head_from_probe}
     ctx.cnn_width, ctx.cnn_epochs = (8, 1) if args.quick else (16, 10)
 
     # ---- frozen features: one backbone pass per rotation, cached on disk, timed once
-    backbone = tl.load_backbone()
+    backbone = tl.load_backbone(args.backbone)
     extraction = {"size": size, "layers": list(PROBE_LAYERS), "views": []}
     views = []
     for turn in turns:
@@ -306,9 +355,11 @@ def main(argv=None) -> dict:
     map_turns = MAP_TURNS[:2] if args.quick else MAP_TURNS
     cache_before = tl.cache_size()
     with tl.Timer() as timer, PeakMemory() as memory:
-        ctx.maps = tl.extract_views(backbone, size=size, turns=map_turns, layer=ctx.cut, pool=False,
-                                    dataset=subset_factory(cells), progress=not args.quick)
-    extraction["maps"] = {"stage": ctx.cut, "quarter_turns": list(map_turns), "shape": [len(ctx.maps), *ctx.maps[0].shape],
+        ctx.maps = [] if "fine_tune_top" not in chosen else tl.extract_views(
+            backbone, size=map_size, turns=map_turns, layer=ctx.cut, pool=False, dataset=subset_factory(cells),
+            progress=not args.quick)
+    extraction["maps"] = {"stage": ctx.cut, "size": map_size, "quarter_turns": list(map_turns) if ctx.maps else [],
+                          "shape": [len(ctx.maps), *ctx.maps[0].shape] if ctx.maps else [],
                           "seconds": timer.seconds, "from_cache": tl.cache_size() == cache_before,
                           "peak_memory_mb": memory.peak_mb}
     print(f"{ctx.cut} maps, {len(map_turns)} quarter turns: {timer.seconds:6.1f} s", flush=True)
@@ -329,17 +380,21 @@ def main(argv=None) -> dict:
         "rotation_ensemble_probe": (probe_strategy("rotations"), sum(view_seconds)),
         "fine_tune_top": (fine_tune_top, extraction["maps"]["seconds"]),
     }
+    assert list(strategies) == STRATEGY_NAMES
     results = {"strategies": {}, "extraction": extraction}
     rows = []
     for name, (run, extraction_seconds) in strategies.items():
+        if name not in chosen:
+            continue
         per_seed = []
         with tl.Timer() as timer, PeakMemory() as memory:
             for seed in seeds:
+                train, test = ctx.scored(seed, test_cells)
                 prob = np.asarray(run(ctx, seed, train, test), dtype=float)
                 metrics = tl.classification_metrics(ctx.y[test], prob, groups=ctx.types[test])
                 per_seed.append(metrics)
                 predicted = (prob >= 0.5).astype(int)
-                rows += [(name, seed, int(c), int(p)) for c, p in zip(test_cells, predicted)]
+                rows += [(name, seed, int(c), int(p)) for c, p in zip(ctx.cells[test], predicted)]
         summary = summarise(name, per_seed)
         summary.update(wall_seconds=timer.seconds, extraction_seconds=extraction_seconds,
                        total_seconds=timer.seconds + extraction_seconds,
@@ -356,7 +411,9 @@ def main(argv=None) -> dict:
     machine["load_average_end"] = load_average()
     results["machine"] = machine
     results["protocol"] = {"split_seed": 0, "train": len(train_cells), "test": len(test_cells), "quick": args.quick,
+                           "scored_on": "validation parts of the training cells" if args.validation else "test split",
                            "target": "probability > 0.5", "index": "position in elpv_dataset.utils.load_dataset() order"}
+    results["levers"] = {"backbone": args.backbone, "size": size, "map_size": map_size, **ctx.levers}
     results["cpu_unit"] = cpu_unit
     results["budget_units"] = BUDGET_UNITS
     results["wall_seconds_total"] = time.perf_counter() - started  # the unit's own measurement included

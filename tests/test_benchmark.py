@@ -141,3 +141,52 @@ def test_rescorer_rebuilds_the_same_split_as_tlcourse():
     assert np.array_equal(labels, ds.labels) and np.array_equal(types, ds.module_types)
     for mine, theirs in zip(rescore.reference_split(probabilities, types), tl.elpv_split(seed=0)):
         assert np.array_equal(mine, theirs)
+
+
+def _validation_run(tmp_path, monkeypatch, flip_test_labels: bool) -> tuple[dict, list[dict]]:
+    """A quick ``--validation`` run with every lever on; optionally with the test cells' labels flipped."""
+    if flip_test_labels:
+        real_load = tl.load_elpv
+        _, test_idx = tl.elpv_split(seed=0)
+
+        def flipped(*args, **kwargs):
+            ds = real_load(*args, **kwargs)
+            labels = ds.labels.copy()
+            labels[test_idx] = 1 - labels[test_idx]
+            monkeypatch.setattr(ds, "labels", labels)
+            return ds
+
+        monkeypatch.setattr(tl, "load_elpv", flipped)
+    results, predictions = tmp_path / "val.json", tmp_path / "val.csv"
+    with contextlib.redirect_stdout(io.StringIO()):
+        _load("elpv").main(["--quick", "--validation", "--strategies", "linear_probe", "fine_tune_top",
+                            "--pooling", "avgmax", "--average-last", "1", "--head-from-probe",
+                            "--out", str(results), "--predictions", str(predictions), "--threads", "1"])
+    with open(predictions, newline="") as handle:
+        return json.loads(results.read_text()), list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_validation_mode_scores_validation_parts_and_never_reads_a_test_label(tmp_path, monkeypatch):
+    results, rows = _validation_run(tmp_path / "a", monkeypatch, flip_test_labels=False)
+    assert set(results["strategies"]) == {"linear_probe", "fine_tune_top"}
+    assert results["protocol"]["scored_on"].startswith("validation")
+    assert results["levers"]["pooling"] == "avgmax" and results["levers"]["head_from_probe"]
+    train_idx, test_idx = tl.elpv_split(seed=0)
+    scored = {int(r["index"]) for r in rows}
+    assert scored and scored <= set(train_idx.tolist()) and not scored & set(test_idx.tolist())
+    quick_train = _load("elpv").select_cells(quick=True)[1]
+    for seed in (0, 1):  # each seed is scored on its own validation part of the (quick) training cells
+        for name in results["strategies"]:
+            cells = [int(r["index"]) for r in rows if r["seed"] == str(seed) and r["strategy"] == name]
+            assert sorted(cells) == sorted(tl.validation_split(quick_train, seed=seed)[1].tolist())
+    flipped, flipped_rows = _validation_run(tmp_path / "b", monkeypatch, flip_test_labels=True)
+    assert flipped_rows == rows  # the same predictions with every test label flipped: none was read
+    for name in results["strategies"]:
+        assert flipped["strategies"][name]["accuracy_mean"] == results["strategies"][name]["accuracy_mean"]
+
+
+def test_validation_mode_writes_no_report(tmp_path):
+    with pytest.raises(SystemExit):
+        with contextlib.redirect_stderr(io.StringIO()):
+            _load("elpv").main(["--quick", "--validation", "--report", str(tmp_path / "R.md")])
