@@ -12,8 +12,8 @@ import tlcourse as tl
 from tlcourse.shift import mmd
 from tlcourse.grading.checks import lesson_tasks
 
-from check_helpers import (answer_of, fails_with, forged_evidence_never_passes, lenient_evidence, notebook_fixtures,
-                           passes, reads_not_attempted, task_ids)
+from check_helpers import (answer_of, fails_with, forged_evidence_never_passes, hidden_test_verdict, lenient_evidence,
+                           notebook_fixtures, passes, reads_not_attempted, task_ids)
 
 NOTEBOOKS = {"04": "04_limited_data.ipynb", "05": "05_different_distributions.ipynb"}
 TASK_IDS = task_ids(NOTEBOOKS)
@@ -112,7 +112,7 @@ def test_curve_names_the_typical_mistakes():
     fails_with("04.curve", lambda *args: [{"per_class": 5, "seed": 0}], "keys")
 
 
-def _choose_and_test(on_test=False, metric="balanced", refit=True):
+def _choose_and_test(on_test=False, metric="balanced", refit=True, choose_by="balanced"):
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
     def choose_and_test(features, labels, train_idx, test_idx, candidates):
@@ -123,7 +123,8 @@ def _choose_and_test(on_test=False, metric="balanced", refit=True):
             return measure(labels[score_on], tl.predict(probe, features[score_on], device="cpu").argmax(1))
 
         chosen_on = (train_idx, test_idx) if on_test else (fit_idx, val_idx)
-        best = max(candidates, key=lambda C: score(C, *chosen_on))
+        by = accuracy_score if choose_by == "plain" else balanced_accuracy_score
+        best = max(candidates, key=lambda C: score(C, *chosen_on, measure=by))
         final = score(best, train_idx if refit else fit_idx, test_idx,
                       accuracy_score if metric == "plain" else balanced_accuracy_score)
         return {"C": best, "test_balanced_accuracy": final}
@@ -135,9 +136,28 @@ def test_choice_passes_an_honest_choice_and_names_the_typical_mistakes():
     fails_with("04.choice", _choose_and_test(on_test=True), "changed when only the *test* labels changed",
                "chose on the test split")
     fails_with("04.choice", _choose_and_test(metric="plain"), "plain accuracy", "balanced accuracy")
+    fails_with("04.choice", _choose_and_test(choose_by="plain"), "best *plain* accuracy on the validation split")
     fails_with("04.choice", _choose_and_test(refit=False), "refit the probe on the whole of `train_idx`")
     fails_with("04.choice", lambda *args: {"C": 123.0, "test_balanced_accuracy": 0.5}, "one of the candidates")
     fails_with("04.choice", lambda *args: (0.01, 0.7), "should return a dict")
+
+
+@pytest.mark.parametrize("run", [1, 2, 3])
+def test_choice_hidden_test_draws_fresh_data_on_which_every_mistake_fails(run):
+    from tlcourse.grading.checks import challenge_seed
+    from tlcourse.grading.tasks import l04
+
+    with challenge_seed(run):
+        fresh = [case for case in l04._choice_cases(strict=True) if "drawn" in case[0]]
+    with challenge_seed(run + 10):
+        other = [case for case in l04._choice_cases(strict=True) if "drawn" in case[0]]
+    assert len(fresh) == 1 and fresh[0][1] != other[0][1]   # another grading run, other data
+    with challenge_seed(run):
+        assert hidden_test_verdict("04.choice", _choose_and_test()).passed
+        for mistake, phrase in [(dict(choose_by="plain"), "*plain* accuracy"), (dict(on_test=True), "test split"),
+                                (dict(metric="plain"), "plain accuracy"), (dict(refit=False), "refit")]:
+            verdict = hidden_test_verdict("04.choice", _choose_and_test(**mistake))
+            assert not verdict.passed and phrase in verdict.message, (mistake, verdict.message)
 
 
 def test_summary_names_the_typical_mistakes():

@@ -3,7 +3,8 @@ data-efficiency loop for the linear probe judged on balanced accuracy, mean ± s
 a choice made on a validation split, never on the test split.
 
 Learner functions are called on inputs built here: ELPV's labels and split, and small synthetic
-data sets made from a fixed seed (the same on every machine). Every judge compares with a
+data sets made from a fixed seed (the same on every machine). The hidden test of ``04.choice`` adds
+a data set drawn fresh for each grading run (:func:`checks.challenge`). Every judge compares with a
 reference computed here with the package's own helpers, never with a stored number.
 """
 from __future__ import annotations
@@ -15,8 +16,8 @@ from functools import lru_cache
 import numpy as np
 
 from ... import data, probes, train
-from ..checks import (Task, Verdict, call_answer, describe_error, function_evidence, hint, judge_cases, never_raises,
-                      passed, register)
+from ..checks import (Task, Verdict, call_answer, describe_error, fresh_random, function_evidence, hint, judge_cases,
+                      never_raises, passed, register)
 
 
 def _int_list(result) -> list[int] | None:
@@ -433,46 +434,87 @@ register(Task("04.summary", "Mean ± std over seeds, per size", points=2, answer
 # ---------------------------------------------------------------- 04.choice
 
 def _choice_cases(strict: bool) -> list[tuple[str, int, tuple[float, ...]]]:
-    """(case name, data seed, candidate values of C)."""
+    """(case name, data seed, candidate values of C); the hidden test adds data drawn for this run."""
     cases = [("synthetic features C, candidates (1e-4, 1e-2, 1)", 0, (1e-4, 1e-2, 1.0))]
     if strict:
-        cases += [("synthetic features D, candidates (1e-3, 3e-3, 0.03, 0.3, 3)", 1, (1e-3, 3e-3, 0.03, 0.3, 3.0))]
+        cases += [("synthetic features D, candidates (1e-3, 3e-3, 0.03, 0.3, 3)", 1, (1e-3, 3e-3, 0.03, 0.3, 3.0)),
+                  ("synthetic features drawn for this run, candidates (1e-4, 1e-3, 0.01, 0.1, 1)",
+                   fresh_random(80).randrange(2, 2**31), (1e-4, 1e-3, 0.01, 0.1, 1.0))]
     return cases
 
 
-@lru_cache(maxsize=4)
-def _choice_data(data_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Two classes at 4:1, 60 noisy features of which 6 carry the signal, a 70/30 train/test split."""
-    rng = np.random.default_rng(300 + data_seed)
+def _choice_draw(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two classes at 4:1, 60 noisy features of which 6 carry a weak signal, a 70/30 train/test split."""
+    rng = np.random.default_rng(seed)
     n, dims = 400, 60
     labels = (rng.random(n) < 0.2).astype(np.int64)
     features = rng.normal(size=(n, dims))
-    features[:, :6] += 0.9 * labels[:, None]
+    features[:, :6] += 0.6 * labels[:, None]
     order = rng.permutation(n)
     return features.astype(np.float32), labels, np.sort(order[:280]), np.sort(order[280:])
 
 
-@lru_cache(maxsize=8)
-def _choice_reference(data_seed: int, candidates: tuple) -> dict:
-    """Validation scores of every C, the best ones, and the test scores of a probe refit on the whole train split."""
-    features, labels, train_idx, test_idx = _choice_data(data_seed)
+def _choice_scores(drawn: tuple, C: float, fit, evaluate) -> tuple[float, float]:
+    """Balanced and plain accuracy on ``evaluate`` of a probe with ``C`` fitted on ``fit``."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    features, labels = drawn[0], drawn[1]
+    predicted = train.predict(probes.fit_probe(features[fit], labels[fit], C=C), features[evaluate], device="cpu").argmax(1)
+    return float(balanced_accuracy_score(labels[evaluate], predicted)), float(accuracy_score(labels[evaluate], predicted))
+
+
+def _best(scores: dict) -> list:
+    top = max(scores.values())
+    return [C for C in scores if scores[C] == top]
+
+
+@lru_cache(maxsize=16)
+def _choice_reference_for(seed: int, candidates: tuple) -> dict:
+    """Every score a verdict needs, for the data drawn with ``seed``: the candidates that win on
+    validation by balanced and by plain accuracy, and the test scores of a probe refit on the whole
+    train split (and of one fitted on the fit part only)."""
+    drawn = _choice_draw(seed)
+    _, labels, train_idx, test_idx = drawn
     fit_idx, val_idx = data.validation_split(train_idx, seed=0, labels=labels)
+    val = {C: _choice_scores(drawn, C, fit_idx, val_idx) for C in candidates}
+    test = {C: _choice_scores(drawn, C, train_idx, test_idx) for C in candidates}
+    return {"best": _best({C: v[0] for C, v in val.items()}), "best_plain": _best({C: v[1] for C, v in val.items()}),
+            "test": test, "fit_only": {C: _choice_scores(drawn, C, fit_idx, test_idx) for C in candidates},
+            "test_best": _best({C: v[0] for C, v in test.items()}),
+            "test_worst": _best({C: -v[0] for C, v in test.items()}), "tolerance": 1.01 / len(test_idx)}
 
-    def scores(C, fit, evaluate, y=labels):
-        from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-        predicted = train.predict(probes.fit_probe(features[fit], y[fit], C=C), features[evaluate], device="cpu").argmax(1)
-        return float(balanced_accuracy_score(y[evaluate], predicted)), float(accuracy_score(y[evaluate], predicted))
+def _tells_the_mistakes_apart(reference: dict) -> bool:
+    """Whether each typical mistake gives another answer than the honest one on these data."""
+    chosen, tolerance = reference["best"][0], reference["tolerance"]
+    balanced, plain = reference["test"][chosen]
+    return (not set(reference["best"]) & set(reference["best_plain"])        # plain accuracy on validation
+            and reference["test_best"][0] != reference["test_worst"][0]       # a choice made on the test split
+            and abs(balanced - plain) > 2 * tolerance                         # plain accuracy reported
+            and abs(balanced - reference["fit_only"][chosen][0]) > 2 * tolerance)  # no refit
 
-    val = {C: scores(C, fit_idx, val_idx)[0] for C in candidates}
-    best = max(val.values())
-    return {"best": [C for C in candidates if val[C] == best],
-            "test": {C: scores(C, train_idx, test_idx) for C in candidates},
-            "fit_only": {C: scores(C, fit_idx, test_idx) for C in candidates}}
+
+@lru_cache(maxsize=16)
+def _choice_seed(data_seed: int, candidates: tuple) -> int:
+    """The first seed from ``data_seed`` on whose data every typical mistake gives a wrong answer
+    (about half of the draws do), so that no mistake passes by luck."""
+    start = 1000 * data_seed + 300
+    for seed in range(start, start + 200):
+        if _tells_the_mistakes_apart(_choice_reference_for(seed, candidates)):
+            return seed
+    raise RuntimeError(f"no usable data for 04.choice near seed {data_seed}")
+
+
+def _choice_data(data_seed: int, candidates: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return _choice_draw(_choice_seed(data_seed, tuple(candidates)))
+
+
+def _choice_reference(data_seed: int, candidates: tuple) -> dict:
+    return _choice_reference_for(_choice_seed(data_seed, tuple(candidates)), tuple(candidates))
 
 
 def _choice_case(answer, name: str, data_seed: int, candidates: tuple) -> dict:
-    features, labels, train_idx, test_idx = _choice_data(data_seed)
+    features, labels, train_idx, test_idx = _choice_data(data_seed, candidates)
     flipped = labels.copy()
     flipped[test_idx] = 1 - flipped[test_idx]  # only the test labels change: a choice made honestly cannot
     out = {"case": name}
@@ -506,13 +548,18 @@ def _choice_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
                     "carved from `train_idx`, and look at the test split once, at the end.")
     reference = _choice_reference(data_seed, tuple(candidates))
     chosen = next(c for c in candidates if abs(C - c) <= 1e-12 * max(1.0, c))
+    if chosen not in reference["best"] and chosen in reference["best_plain"]:
+        return hint(f"C = {C:g} has the best *plain* accuracy on the validation split, not the best balanced "
+                    f"accuracy {where}. About a fifth of the items are positive, so plain accuracy prefers a probe "
+                    "that leans towards the majority (at the strongest regularisation, a near-constant answer). "
+                    "Compare the candidates on their balanced accuracy on `val_idx`.")
     if chosen not in reference["best"]:
         return hint(f"C = {C:g} is not the best on the validation split {where} (expected "
                     f"{' or '.join(f'{c:g}' for c in reference['best'])}). Carve it with "
                     "`tl.validation_split(train_idx, seed=0, labels=labels)` and compare the candidates on its "
                     "balanced accuracy, not on plain accuracy.")
     balanced, plain = reference["test"][chosen]
-    tolerance = 1.01 / len(_choice_data(data_seed)[3])
+    tolerance = reference["tolerance"]  # one test item: LBFGS may end a hair apart on another BLAS
     if abs(score - balanced) <= tolerance:
         return None
     if abs(score - plain) <= tolerance:
