@@ -4,10 +4,12 @@ Use it as ``import tlcourse as tl``. Importing it does nothing but define names:
 no device probing, no file access. Read any helper with ``tl.helper??`` in a notebook.
 
 One idea lives in one module: ``data``, ``transforms``, ``models``, ``freezing``, ``features``,
-``train``, ``probes``, ``finetune``, ``curves``, ``shift``, ``evaluate``, ``plots``, ``widgets``.
+``train``, ``probes``, ``finetune``, ``curves``, ``shift``, ``evaluate``, ``plots``, ``widgets``,
+and lesson 07's ``lr_finder``, ``decisions``, ``saliency`` and ``deploy``.
 The grader (``grading``) and the course tooling (``tooling``) are not part of the lessons' API.
 """
 from . import curves, probes, shift  # lesson 04's experiment and lesson 05's tools, reached as tl.curves.X, tl.shift.X
+from . import decisions, deploy, lr_finder, saliency  # lesson 07's tools, reached as tl.deploy.X and so on
 from .data import ImageList, cells_as_tensor, elpv_split, load_elpv, load_image_folder, per_class_subset, validation_split
 from .evaluate import classification_metrics, format_metrics
 from .features import cache_size, extract_features, extract_views, forward_stages, stack_layers
