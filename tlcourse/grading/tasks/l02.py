@@ -2,7 +2,10 @@
 
 Every judge compares the learner's evidence with a reference computed here with the package's
 own helpers (the Deitsch split, ``classification_metrics``, ``forward_stages``, ``fit_probe``),
-never with a stored number.
+never with a stored number. The hidden tests of the function tasks (split, metrics, extract) add
+inputs drawn fresh for each grading run (:func:`checks.challenge`). The probe's is a score on ELPV's
+fixed cells: its evidence is the probe's predictions, judged here against labels and a reference
+probe fitted in the grader's process.
 """
 from __future__ import annotations
 
@@ -140,10 +143,14 @@ register(Task("02.split", "Split the cached features without leakage", points=1,
 # ---------------------------------------------------------------- 02.metrics
 
 def _metrics_cases(strict: bool) -> list[tuple[int, int, tuple[str, ...]]]:
-    """(seed, number of classes, group names)."""
+    """(seed, number of classes, group names): the hidden test adds two cases drawn for this run
+    (labels, predictions, the number of classes and the group names)."""
     cases = [(0, 2, ("mono", "poly"))]
     if strict:
-        cases += [(1, 3, ("a", "b", "c")), (2, 2, ("poly", "mono"))]
+        rng = fresh_random(51)
+        names = rng.sample(["a", "b", "c", "d", "east", "west", "thin", "thick", "A1", "B2"], 4)
+        cases += [(rng.randrange(1, 2**31), rng.choice([3, 4]), tuple(names[:3])),
+                  (rng.randrange(1, 2**31), 2, tuple(rng.sample(["poly", "mono", names[3]], rng.choice([2, 3]))))]
     return cases
 
 
@@ -234,11 +241,15 @@ register(Task("02.metrics", "Fair metrics: balanced and per module type", points
 # ---------------------------------------------------------------- 02.extract
 
 def _extract_cases(strict: bool) -> list[tuple[str, str, int, int, bool, int]]:
-    """(case, model kind, batch size, pixels, hand the model over in train mode, seed of the images)."""
+    """(case, model kind, batch size, pixels, hand the model over in train mode, seed of the images):
+    the hidden test's images, their number and their size are drawn for this run."""
     cases = [("4 cells at 160 px, model in train mode", "backbone", 4, 160, True, 10)]
     if strict:
-        cases += [("2 images at 224 px, model in eval mode", "backbone", 2, 224, False, 11),
-                  ("a ResNet-18 from torchvision, 3 images at 64 px", "resnet", 3, 64, True, 12)]
+        rng = fresh_random(52)
+        n, size, seed = rng.randint(2, 3), rng.choice([128, 192, 224]), rng.randrange(100, 2**31)
+        cases.append((f"{n} images at {size} px, model in eval mode", "backbone", n, size, False, seed))
+        n, size, seed = rng.randint(2, 4), rng.choice([48, 64, 96]), rng.randrange(100, 2**31)
+        cases.append((f"a ResNet-18 from torchvision, {n} images at {size} px", "resnet", n, size, True, seed))
     return cases
 
 

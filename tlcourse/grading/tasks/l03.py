@@ -2,7 +2,9 @@
 
 Every judge compares the learner's evidence with a reference computed here with the package's
 own helpers (``stages``, ``freeze_until``, ``weight_change``) or a reference loop run on the
-same fixed inputs, never with a stored number.
+same inputs, never with a stored number. The hidden tests add inputs drawn fresh for each grading
+run (:func:`checks.challenge`): images and the draws' seed, learning rates, weight moves, a model,
+data and batch size; the judge, in the grader's process, recomputes the answer on those inputs.
 """
 from __future__ import annotations
 
@@ -24,12 +26,30 @@ def _random(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------- 03.augment
 
-def _augment_cases(strict: bool) -> list[tuple[str, tuple[int, ...], int]]:
-    """(case, image shape, draws)."""
-    cases = [("a 3-channel 16 x 16 image", (3, 16, 16), 160)]
+def _augment_cases(strict: bool) -> list[tuple[str, tuple[int, ...], int, int]]:
+    """(case, image shape, draws, seed of the image and of the draws): the hidden test's images and
+    their sizes are drawn for this run."""
+    cases = [("a 3-channel 16 x 16 image", (3, 16, 16), 160, 0)]
     if strict:
-        cases += [("a 1-channel 24 x 24 image", (1, 24, 24), 200), ("a 3-channel 40 x 40 image", (3, 40, 40), 200)]
+        rng = fresh_random(61)
+        for channels in (1, 3):
+            side = rng.choice([20, 24, 28, 32, 40])
+            cases.append((f"a {channels}-channel {side} x {side} image", (channels, side, side), 200,
+                          rng.randrange(1, 2**31)))
     return cases
+
+
+SAMPLED = 48  # pixels of each output kept as evidence: enough to tell the 8 poses of a random image apart
+
+
+def _augment_image(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return _random(shape, seed=20 + seed)
+
+
+def _sample_places(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """The flat indices of the pixels kept from each output (fixed by the case's seed)."""
+    numel = int(torch.tensor(shape).prod())
+    return torch.randperm(numel, generator=torch.Generator().manual_seed(seed + 7))[:SAMPLED]
 
 
 def _poses(image: torch.Tensor) -> list[torch.Tensor]:
@@ -37,41 +57,60 @@ def _poses(image: torch.Tensor) -> list[torch.Tensor]:
     return [torch.rot90(base, k, dims=(-2, -1)) for base in (image, image.flip(-1)) for k in range(4)]
 
 
-def _augment_case(answer, i: int, case: tuple[str, tuple[int, ...], int]) -> dict:
-    name, shape, draws = case
-    image = _random(shape, seed=20 + i)
-    poses = _poses(image)
-    torch.manual_seed(i)
+def _augment_case(answer, name: str, shape: tuple[int, ...], draws: int, seed: int) -> dict:
+    image = _augment_image(shape, seed)
+    places = _sample_places(shape, seed)
+    torch.manual_seed(seed)
 
-    def draw_poses() -> list[int]:
-        """The pose of each draw: -3 for None, -2 for another type or shape, -1 for no pose at all."""
-        seen = []
-        for _ in range(draws):
+    def draw() -> dict:
+        """Each draw's kept pixels, and which draws returned None or another type or shape."""
+        samples, none, other = torch.zeros(draws, SAMPLED), [], []
+        for i in range(draws):
             out = answer(image.clone())
             if out is None:
-                seen.append(-3)
+                none.append(i)
             elif not isinstance(out, torch.Tensor) or tuple(out.shape) != shape:
-                seen.append(-2)
+                other.append(i)
             else:
-                out = out.detach().cpu().float()
-                seen.append(next((k for k, pose in enumerate(poses) if torch.allclose(out, pose)), -1))
-        return seen
+                samples[i] = out.detach().cpu().float().reshape(-1)[places]
+        return {"samples": samples, "none": none, "other": other}
 
-    seen, problem = call_answer(draw_poses)
-    return {"case": name, **problem} if problem else {"case": name, "poses": seen}
+    drawn, problem = call_answer(draw)
+    return {"case": name, **problem} if problem else {"case": name, **drawn}
 
 
 def augment_evidence(answer, strict: bool) -> dict:
-    return function_evidence(answer, enumerate(_augment_cases(strict)), _augment_case)
+    return function_evidence(answer, _augment_cases(strict), _augment_case)
+
+
+def _poses_drawn(case: dict, shape: tuple[int, ...], draws: int, seed: int) -> list[int] | None:
+    """The pose of each draw, told apart here from its kept pixels: -3 for None, -2 for another type
+    or shape, -1 for no pose at all; None for evidence of the wrong form."""
+    samples, none, other = case.get("samples"), case.get("none"), case.get("other")
+    if not isinstance(samples, torch.Tensor) or tuple(samples.shape) != (draws, SAMPLED) \
+            or not isinstance(none, list) or not isinstance(other, list):
+        return None
+    places = _sample_places(shape, seed)
+    poses = torch.stack([pose.reshape(-1)[places] for pose in _poses(_augment_image(shape, seed))])
+    seen = []
+    for i, sample in enumerate(samples.float()):
+        if i in none:
+            seen.append(-3)
+        elif i in other:
+            seen.append(-2)
+        else:
+            match = torch.isclose(poses, sample[None], atol=1e-5, rtol=1e-5).all(dim=1).nonzero().flatten()
+            seen.append(int(match[0]) if len(match) else -1)
+    return seen
 
 
 ROTATIONS_ONLY, FLIPS_ONLY = {0, 1, 2, 3}, {0, 2, 4, 6}  # pose k<4: turned k times; k>=4: mirrored, then turned
 
 
 def _augment_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
-    draws = expected[2]
-    poses = case.get("poses")
-    if not isinstance(poses, list) or len(poses) != draws:
+    _, shape, draws, seed = expected
+    poses = _poses_drawn(case, shape, draws, seed)
+    if poses is None:
         return hint("The evidence for this task is incomplete.")
     seen = set(poses)
     if -3 in seen:
@@ -100,7 +139,8 @@ def augment_judge(evidence: dict, strict: bool) -> Verdict:
     return judge_cases(
         evidence, _augment_cases(strict), _augment_verdict, answer="augment",
         should_be="a function (or a transform) of an image tensor", where="on {0}",
-        unattempted=lambda cases: all(c.get("poses") and set(c["poses"]) == {-3} for c in cases),
+        unattempted=lambda cases: all(isinstance(c.get("none"), list) and len(c["none"]) == draws
+                                      for c, (_, _, draws, _) in zip(cases, _augment_cases(strict))),
     ) or passed("A solar cell flipped or turned by a quarter turn is still a valid cell with the same "
                 "label: 8 views of every training image for free.")
 
@@ -232,15 +272,21 @@ register(Task("03.groups", "Discriminative learning rates", points=2, answer="ma
 
 # ---------------------------------------------------------------- 03.moved
 
-def _moved_cases(strict: bool) -> list[tuple[str, str]]:
-    cases = [("a ResNet-18 whose stages moved by different amounts", "resnet")]
+def _moved_cases(strict: bool) -> list[tuple[str, str, int]]:
+    """(case, model kind, seed of the moves): the hidden test's moves are drawn for this run."""
+    cases = [("a ResNet-18 whose stages moved by different amounts", "resnet", 0)]
     if strict:
-        cases += [("the pretrained backbone", "backbone")]
+        rng = fresh_random(62)
+        cases += [("a ResNet-18 whose stages moved by amounts drawn for this run", "resnet", rng.randrange(1, 2**31)),
+                  ("the pretrained backbone", "backbone", rng.randrange(1, 2**31))]
     return cases
 
 
-def _moved_pair(kind: str) -> tuple[nn.Module, nn.Module]:
-    """A model and a copy whose stages moved by known, different amounts (buffers moved too)."""
+def _moved_pair(kind: str, seed: int = 0) -> tuple[nn.Module, nn.Module]:
+    """A model and a copy whose stages moved by known, different amounts (buffers moved too).
+
+    Seed 0 moves the stages by 0.1%, 1%, 10%, 100% of each tensor's spread in turn; another seed
+    draws each stage's amount and the moves themselves from it."""
     torch.manual_seed(0)
     if kind == "backbone":  # torchvision and timm models: any copy of tlcourse knows their stages
         before = models.load_backbone()
@@ -249,10 +295,13 @@ def _moved_pair(kind: str) -> tuple[nn.Module, nn.Module]:
 
         before = torchvision.models.resnet18(weights=None, num_classes=2)
     after = copy.deepcopy(before)
-    generator = torch.Generator().manual_seed(1)
+    generator = torch.Generator().manual_seed(1 if seed == 0 else seed)
     with torch.no_grad():
         for i, stage in enumerate(models.stages(after).values()):
-            scale = 10.0 ** (-3 + i % 4)  # 0.1%, 1%, 10%, 100% of each tensor's spread
+            if seed == 0:
+                scale = 10.0 ** (-3 + i % 4)
+            else:
+                scale = 10.0 ** float(torch.empty(()).uniform_(-3.5, 0.0, generator=generator))
             for param in stage.parameters():
                 param.add_(scale * (param.std() + 1e-3) * torch.randn(param.shape, generator=generator))
             for buffer in stage.buffers():
@@ -261,8 +310,8 @@ def _moved_pair(kind: str) -> tuple[nn.Module, nn.Module]:
     return before, after
 
 
-def _moved_case(answer, name: str, kind: str) -> dict:
-    before, after = _moved_pair(kind)
+def _moved_case(answer, name: str, kind: str, seed: int) -> dict:
+    before, after = _moved_pair(kind, seed)
     result, problem = call_answer(answer, before, after)
     return {"case": name, **(problem or dict_of_numbers(result))}
 
@@ -271,10 +320,10 @@ def moved_evidence(answer, strict: bool) -> dict:
     return function_evidence(answer, _moved_cases(strict), _moved_case)
 
 
-@lru_cache(maxsize=4)
-def _moved_reference(kind: str) -> dict[str, dict[str, float]]:
+@lru_cache(maxsize=8)
+def _moved_reference(kind: str, seed: int) -> dict[str, dict[str, float]]:
     """The right answer per stage, and what typical mistakes give."""
-    before, after = _moved_pair(kind)
+    before, after = _moved_pair(kind, seed)
     right = finetune.weight_change(before, after)
     variants: dict[str, dict[str, float]] = {"right": right, "absolute": {}, "after_norm": {},
                                             "per_tensor": {}, "buffers": {}, "squared": {}}
@@ -301,7 +350,7 @@ def _moved_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
     if "values" not in case:
         return hint(f"`relative_change` should return a dict `{{stage name: number}}`, not "
                     f"{case.get('type', 'None')}.")
-    variants = _moved_reference(expected[1])
+    variants = _moved_reference(expected[1], expected[2])
     values, right = case["values"], variants["right"]
     if set(values) != set(right):
         return hint(f"Give one number per stage of `tl.stages(before)`, keyed by the stage's name "
@@ -339,26 +388,41 @@ register(Task("03.moved", "How far did the weights move?", points=2, answer="rel
 
 # ---------------------------------------------------------------- 03.epoch
 
-def _epoch_cases(strict: bool) -> list[tuple[str, int]]:
-    cases = [("a small CNN with SGD, 40 examples in batches of 16", 0)]
+def _epoch_cases(strict: bool) -> list[tuple[str, int, int]]:
+    """(case, variant, seed): the hidden test's model, data, batch size and learning rate are drawn
+    for this run from its seed."""
+    cases = [("a small CNN with SGD, 40 examples in batches of 16", 0, 0)]
     if strict:
-        cases += [("a small CNN with a frozen first stage, AdamW, shuffled batches of 12", 1)]
+        seed = fresh_random(63).randrange(1, 2**31)
+        batch, lr, _ = _epoch_settings(1, seed)
+        cases += [(f"a small CNN with a frozen first stage, AdamW (lr {lr:g}), shuffled batches of {batch}", 1, seed)]
     return cases
 
 
-def _epoch_setup(variant: int):
+def _epoch_settings(variant: int, seed: int) -> tuple[int, float, int]:
+    """(batch size, learning rate, examples) of a case."""
+    if seed == 0:
+        return (16, 0.1, 40) if variant == 0 else (12, 1e-2, 30)
+    rng = torch.Generator().manual_seed(seed)
+    batch = int(torch.randint(7, 15, (), generator=rng))
+    lr = round(float(10 ** torch.empty(()).uniform_(-2.5, -1.5, generator=rng)), 5)
+    return batch, lr, int(torch.randint(25, 40, (), generator=rng))
+
+
+def _epoch_setup(variant: int, seed: int = 0):
     """A model (handed over in eval mode), a loader, an optimizer and a loss, all fixed by seeds."""
-    torch.manual_seed(variant)
+    batch, lr, n = _epoch_settings(variant, seed)
+    torch.manual_seed(variant if seed == 0 else seed)
     model = models.SmallCNN(num_classes=2, width=4)
-    x = _random((40 if variant == 0 else 30, 3, 16, 16), seed=30 + variant)
+    x = _random((n, 3, 16, 16), seed=30 + variant + seed)
     y = (x[:, 0].mean(dim=(1, 2)) > 0).long()
     if variant == 0:
-        loader = train.tensor_loader(x, y, batch_size=16)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loader = train.tensor_loader(x, y, batch_size=batch)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     else:
         freezing.freeze(models.stages(model)["stage1"])
-        loader = train.tensor_loader(x, y, batch_size=12, shuffle=True, seed=5)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        loader = train.tensor_loader(x, y, batch_size=batch, shuffle=True, seed=5 + seed)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     model.eval()
     return model, loader, optimizer, nn.CrossEntropyLoss()
 
@@ -367,8 +431,8 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: as_plain_tensor(v).float() for k, v in model.state_dict().items() if v.is_floating_point()}
 
 
-def _epoch_case(answer, name: str, variant: int) -> dict:
-    model, loader, optimizer, loss_fn = _epoch_setup(variant)
+def _epoch_case(answer, name: str, variant: int, seed: int) -> dict:
+    model, loader, optimizer, loss_fn = _epoch_setup(variant, seed)
     result, problem = call_answer(answer, model, loader, optimizer, loss_fn, none_ok=True)
     if problem:
         return {"case": name, **problem}
@@ -384,9 +448,9 @@ def epoch_evidence(answer, strict: bool) -> dict:
 
 
 @lru_cache(maxsize=16)
-def _epoch_reference(variant: int, mistake: str = "none") -> tuple[dict, dict]:
+def _epoch_reference(variant: int, seed: int, mistake: str = "none") -> tuple[dict, dict]:
     """The final weights and the loss summaries of a correct epoch (or of a typical mistake)."""
-    model, loader, optimizer, loss_fn = _epoch_setup(variant)
+    model, loader, optimizer, loss_fn = _epoch_setup(variant, seed)
     model.train(mistake != "eval")
     losses, sizes = [], []
     for x, y in loader:
@@ -409,21 +473,21 @@ def _same_state(state: dict, reference: dict) -> bool:
 
 
 def _epoch_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
-    variant = expected[1]
+    _, variant, seed = expected
     if "state" not in case:
         return hint(f"`train_one_epoch` should return the epoch's mean loss as a number, not {case.get('type')}.")
     state = case["state"]
-    right_state, right_loss = _epoch_reference(variant)
+    right_state, right_loss = _epoch_reference(variant, seed)
     if not _same_state(state, right_state):
-        initial = _state(_epoch_setup(variant)[0])
+        initial = _state(_epoch_setup(variant, seed)[0])
         params_moved = any(not torch.equal(state[k], initial[k]) for k in initial if k in state
                            and "running" not in k and "num_batches" not in k)
         if not params_moved:
             return hint(f"The weights did not change {where}: call `optimizer.step()` after `loss.backward()`.")
-        if _same_state(state, _epoch_reference(variant, "no_zero_grad")[0]):
+        if _same_state(state, _epoch_reference(variant, seed, "no_zero_grad")[0]):
             return hint("Gradients piled up from batch to batch: call `optimizer.zero_grad()` before "
                         "each `loss.backward()`.")
-        if _same_state(state, _epoch_reference(variant, "eval")[0]):
+        if _same_state(state, _epoch_reference(variant, seed, "eval")[0]):
             return hint("The model trained in eval mode (it arrives that way): call `model.train()` "
                         "first. Frozen BatchNorm layers stay in eval mode anyway (`tl.freeze`).")
         return hint(f"The weights after the epoch differ from the reference {where}. For each batch: "
@@ -445,7 +509,7 @@ def epoch_judge(evidence: dict, strict: bool) -> Verdict:
     expected = _epoch_cases(strict)
 
     def trains_nothing(cases: list[dict]) -> bool:
-        untouched = [_epoch_setup(variant)[0] for _, variant in expected]
+        untouched = [_epoch_setup(variant, seed)[0] for _, variant, seed in expected]
         return all(c.get("loss") is None and "state" in c and _same_state(c["state"], _state(m))
                    for c, m in zip(cases, untouched))
 

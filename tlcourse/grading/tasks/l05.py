@@ -1,9 +1,10 @@
 """Lesson 05's exercise tasks: the data set's own pixel statistics, a linear probe per stage, the
 mono/poly shift, and the MMD between two samples of embeddings.
 
-Learner functions are called on inputs built here (ELPV's images and split, and synthetic data
-made from a fixed seed, the same on every machine). Every judge compares with a reference
-computed here with the package's own helpers, never with a stored number.
+Learner functions are called on inputs built here: ELPV's images and split, and synthetic data
+made from a seed. The in-notebook check uses fixed seeds; the hidden test adds inputs drawn fresh
+for each grading run (:func:`checks.challenge`), and the judge, in the grader's process, recomputes
+the answer on those inputs with the package's own helpers, never from a stored number.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from functools import lru_cache
 import numpy as np
 
 from ... import data, probes, shift
-from ..checks import (Task, Verdict, call_answer, describe_error, function_evidence, hint, judge_cases, never_raises,
-                      passed, register)
+from ..checks import (Task, Verdict, call_answer, describe_error, fresh_random, function_evidence, hint, judge_cases,
+                      never_raises, passed, register)
 
 
 def _number(value) -> float | None:
@@ -32,36 +33,48 @@ def _number(value) -> float | None:
 STATS_STEP = 4  # every 4th pixel in each direction: the same statistics to 3 decimals, 16 times less work
 
 
-def _stats_cases(strict: bool) -> list[tuple[str, str]]:
-    cases = [("ELPV (every 4th pixel), split seed 0", "elpv0")]
+def _stats_cases(strict: bool) -> list[tuple[str, str, int]]:
+    """(case, kind, seed): ELPV's pixels with the training split of a seed, or synthetic images made
+    from a seed. The hidden test's split seed and synthetic images are drawn for this run."""
+    cases = [("ELPV (every 4th pixel), split seed 0", "elpv", 0)]
     if strict:
-        cases += [("ELPV (every 4th pixel), split seed 1", "elpv1"), ("synthetic images, brighter test part", "synthetic")]
+        rng = fresh_random(71)
+        split = rng.randrange(1, 2**31)
+        cases += [(f"ELPV (every 4th pixel), split seed {split}", "elpv", split),
+                  ("synthetic images, brighter test part", "synthetic", rng.randrange(1, 2**31))]
     return cases
 
 
+@lru_cache(maxsize=1)
+def _elpv_pixels() -> np.ndarray:
+    return np.ascontiguousarray(data.ELPV().images[:, ::STATS_STEP, ::STATS_STEP])
+
+
 @lru_cache(maxsize=4)
-def _stats_inputs(kind: str) -> tuple[np.ndarray, np.ndarray]:
-    if kind.startswith("elpv"):
-        images = np.ascontiguousarray(data.ELPV().images[:, ::STATS_STEP, ::STATS_STEP])
-        return images, data.elpv_split(int(kind[-1]))[0]
-    rng = np.random.default_rng(7)
-    images = rng.integers(0, 120, size=(60, 16, 16)).astype(np.uint8)
-    images[40:] += np.uint8(100)  # the cells outside the training split are brighter
-    images[5] = 0                 # one dark image: averaging per-image stds is then clearly wrong
-    return images, np.arange(40)
+def _stats_inputs(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "elpv":
+        return _elpv_pixels(), data.elpv_split(seed)[0]
+    rng = np.random.default_rng(seed)
+    n, side, n_train = int(rng.integers(50, 80)), int(rng.integers(12, 20)), int(rng.integers(30, 45))
+    images = rng.integers(0, 120, size=(n, side, side)).astype(np.uint8)
+    order = rng.permutation(n)
+    train_idx, rest = np.sort(order[:n_train]), order[n_train:]
+    images[rest] += np.uint8(100)              # the cells outside the training split are brighter
+    images[train_idx[rng.integers(n_train)]] = 0  # one dark image: averaging per-image stds is then clearly wrong
+    return images, train_idx
 
 
 @lru_cache(maxsize=16)
-def _stats_reference(kind: str, variant: str = "right") -> tuple[float, float]:
-    images, train_idx = _stats_inputs(kind)
+def _stats_reference(kind: str, seed: int, variant: str = "right") -> tuple[float, float]:
+    images, train_idx = _stats_inputs(kind, seed)
     pixels = (images if variant == "all" else images[train_idx]).astype(np.float64) / 255
     if variant == "per_image":
         return float(pixels.mean()), float(pixels.reshape(len(pixels), -1).std(axis=1).mean())
     return float(pixels.mean()), float(pixels.std())
 
 
-def _stats_case(answer, name: str, kind: str) -> dict:
-    images, train_idx = _stats_inputs(kind)
+def _stats_case(answer, name: str, kind: str, seed: int) -> dict:
+    images, train_idx = _stats_inputs(kind, seed)
     result, problem = call_answer(answer, images.copy(), train_idx.copy())
     if problem:
         return {"case": name, **problem}
@@ -77,7 +90,7 @@ def stats_evidence(answer, strict: bool) -> dict:
 
 
 def _stats_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
-    kind = expected[1]
+    _, kind, seed = expected
     tol = 2e-4
     if "mean" not in case:
         return hint(f"`pixel_stats` should return a pair `(mean, std)` {where}.")
@@ -85,17 +98,17 @@ def _stats_verdict(case: dict, expected: tuple, where: str) -> Verdict | None:
     if mean is None or std is None:
         return hint("The mean and the std should each be a single number over all training pixels, "
                     "not an array: do not give an `axis`.")
-    ref_mean, ref_std = _stats_reference(kind)
+    ref_mean, ref_std = _stats_reference(kind, seed)
     if abs(mean - ref_mean) <= tol and abs(std - ref_std) <= tol:
         return None
     if abs(mean - 255 * ref_mean) <= 255 * tol:
         return hint("These statistics are in pixel units (0-255). The model's input is scaled to [0, 1] "
                     "before normalising: divide by 255.")
-    all_mean, all_std = _stats_reference(kind, "all")
+    all_mean, all_std = _stats_reference(kind, seed, "all")
     if abs(mean - all_mean) <= tol and abs(std - all_std) <= tol:
         return hint(f"You used every image, test cells included {where}. Statistics that shape the "
                     "input are part of training: compute them on `images[train_idx]` only.")
-    if abs(mean - ref_mean) <= tol and abs(std - _stats_reference(kind, "per_image")[1]) <= tol:
+    if abs(mean - ref_mean) <= tol and abs(std - _stats_reference(kind, seed, "per_image")[1]) <= tol:
         return hint(f"The std is the average of each image's own std {where}: that leaves out how much "
                     "the images differ from each other. Take one std over all training pixels together.")
     if abs(mean - ref_mean) <= tol:
@@ -120,20 +133,26 @@ register(Task("05.stats", "The data set's own pixel statistics", points=1, answe
 # ---------------------------------------------------------------- 05.stages
 
 def _stages_cases(strict: bool) -> list[tuple[str, int, bool]]:
-    """(case name, data seed, maps as torch tensors)."""
+    """(case name, data seed, maps as torch tensors): the hidden test's maps are drawn for this run."""
     cases = [("synthetic maps, 2 layers", 0, False)]
     if strict:
-        cases += [("synthetic maps, 3 layers, torch tensors", 1, True)]
+        cases += [("synthetic maps drawn for this run, torch tensors", fresh_random(72).randrange(1, 2**31), True)]
     return cases
 
 
 @lru_cache(maxsize=4)
 def _stages_data(seed: int) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """Activation maps (N, C, H, W) per layer; the label depends on spatial means and maxima."""
+    """Activation maps (N, C, H, W) per layer; the label depends on spatial means and maxima.
+
+    Seed 0 gives two fixed layers; another seed draws 3 or 4 layers, their names and shapes."""
     rng = np.random.default_rng(300 + seed)
     n = 240
-    shapes = {"layer_a": (4, 5, 5), "layer_b": (6, 3, 3)} if seed == 0 else \
-             {"early": (3, 6, 6), "middle": (5, 4, 4), "late": (8, 2, 2)}
+    if seed == 0:
+        shapes = {"layer_a": (4, 5, 5), "layer_b": (6, 3, 3)}
+    else:
+        names = rng.permutation(["early", "middle", "late", "stem", "block3", "top"])[:int(rng.integers(3, 5))]
+        shapes = {str(name): (int(rng.integers(3, 9)), int(side), int(side))
+                  for name, side in zip(names, rng.integers(2, 7, size=len(names)))}
     maps = {name: rng.normal(size=(n, *shape)).astype(np.float32) for name, shape in shapes.items()}
     first = next(iter(maps.values()))
     score = first[:, 0].mean(axis=(1, 2)) * 3 + first[:, 1].max(axis=(1, 2)) + rng.normal(scale=0.4, size=n)
@@ -226,12 +245,13 @@ register(Task("05.stages", "A linear probe on every stage", points=2, answer="st
 # ---------------------------------------------------------------- 05.shift
 
 def _shift_cases(strict: bool) -> list[tuple[str, int, str, str]]:
-    """(case name, data seed, train_on, test_on)."""
+    """(case name, data seed, train_on, test_on): the hidden test adds cells drawn for this run."""
     cases = [("synthetic cells A, mono -> poly", 0, "mono", "poly"), ("synthetic cells A, mono -> mono", 0, "mono", "mono")]
     if strict:
-        cases += [("synthetic cells A, poly -> mono", 0, "poly", "mono"),
-                  ("synthetic cells B, poly -> poly", 1, "poly", "poly"),
-                  ("synthetic cells B, mono -> poly", 1, "mono", "poly")]
+        seed = fresh_random(73).randrange(1, 2**31)
+        cases += [("synthetic cells drawn for this run, poly -> mono", seed, "poly", "mono"),
+                  ("synthetic cells drawn for this run, poly -> poly", seed, "poly", "poly"),
+                  ("synthetic cells drawn for this run, mono -> poly", seed, "mono", "poly")]
     return cases
 
 
@@ -239,7 +259,7 @@ def _shift_cases(strict: bool) -> list[tuple[str, int, str, str]]:
 def _shift_data(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Features whose defect direction differs between two module types, and a 70/30 split."""
     rng = np.random.default_rng(400 + seed)
-    n, dims = 400, 16
+    n, dims = (400, 16) if seed == 0 else (int(rng.integers(360, 440)), int(rng.integers(12, 20)))
     types = np.where(rng.random(n) < 0.45, "mono", "poly")
     labels = (rng.random(n) < 0.35).astype(np.int64)
     direction = {"mono": rng.normal(size=dims), "poly": rng.normal(size=dims)}
@@ -248,7 +268,8 @@ def _shift_data(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     for t in ("mono", "poly"):
         features[types == t] += offset[t] + 0.6 * np.outer(labels[types == t], direction[t])
     order = rng.permutation(n)
-    return features.astype(np.float32), labels, types, np.sort(order[:280]), np.sort(order[280:])
+    cut = int(0.7 * n)
+    return features.astype(np.float32), labels, types, np.sort(order[:cut]), np.sort(order[cut:])
 
 
 @lru_cache(maxsize=64)
@@ -317,11 +338,17 @@ register(Task("05.shift", "Train on one module type, test on the other", points=
 # ---------------------------------------------------------------- 05.mmd
 
 def _mmd_cases(strict: bool) -> list[tuple[str, int, int, int, int, float, float, bool]]:
-    """(case name, data seed, n_a, n_b, dims, offset of b, bandwidth, as torch tensors)."""
+    """(case name, data seed, n_a, n_b, dims, offset of b, bandwidth, as torch tensors): the hidden
+    test's samples, their sizes, the shift and the bandwidth are drawn for this run."""
     cases = [("30 vs 40 points in 5-D, b shifted", 0, 30, 40, 5, 0.8, 2.0, False)]
     if strict:
-        cases += [("25 vs 25 points in 3-D, same distribution, torch tensors", 1, 25, 25, 3, 0.0, 1.0, True),
-                  ("50 vs 20 points in 8-D, b shifted far", 2, 50, 20, 8, 2.0, 3.5, False)]
+        rng = fresh_random(74)
+        n, dims = rng.randint(15, 35), rng.randint(2, 6)
+        cases.append((f"{n} vs {n} points in {dims}-D, same distribution, torch tensors", rng.randrange(1, 2**31),
+                      n, n, dims, 0.0, round(rng.uniform(0.8, 2.0), 3), True))
+        n_a, n_b, dims = rng.randint(35, 60), rng.randint(12, 30), rng.randint(6, 10)
+        cases.append((f"{n_a} vs {n_b} points in {dims}-D, b shifted far", rng.randrange(1, 2**31), n_a, n_b, dims,
+                      round(rng.uniform(1.5, 2.5), 3), round(rng.uniform(2.5, 4.5), 3), False))
     return cases
 
 
