@@ -93,28 +93,46 @@ def test_a_cell_that_would_be_a_spreadsheet_formula_is_escaped(graded):
 @needs_bwrap
 def test_the_sandbox_sees_no_answers_cannot_write_reach_the_network_or_outlive_its_kernel(tmp_path):
     import tlcourse
+    from tlcourse.utils import cache_dir
 
     package = Path(tlcourse.__file__).parent
     survivor = f"{MARKER}_kernel"
-    cells = [
-        "import os, socket, subprocess, sys\nprint(os.geteuid())",
-        f"print([os.path.exists(p) for p in [{str(ROOT / 'solutions')!r}, {str(ROOT / '.git')!r}, "
-        f"{str(ROOT / 'tests')!r}, {str(tmp_path / 'secret.txt')!r}]])",
-        f"try:\n    open({str(package / 'grading' / 'tasks' / 'l01.py')!r}, 'a')\nexcept OSError as err:\n"
-        "    print(type(err).__name__, err.errno)",
-        "try:\n    socket.create_connection(('192.0.2.1', 80), timeout=3)\nexcept OSError as err:\n    print('no network', err.errno)",
-        "try:\n    open('/tmp/big', 'wb').write(b'0' * (300 << 20))\nexcept OSError as err:\n    print('file too big', err.errno)",
-        "try:\n    hog = bytearray(20 << 30)\nexcept MemoryError:\n    print('memory refused')",
-        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', {survivor!r}], start_new_session=True)\n"
-        "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
-    ]
     (tmp_path / "secret.txt").write_text("the answers")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    shared = cache_dir() / "features"  # the grader's feature cache: the sandbox reads it, never writes it
+    shared.mkdir(parents=True, exist_ok=True)
+    (shared / "entry.pt").write_bytes(b"features")
+    (shared / "entry.pt").chmod(0o644)
     with tempfile.TemporaryDirectory(prefix="tlgrade-test-") as work:  # short: UNIX socket paths are short
         plan = sandboxes.plan_kernel(sandboxes.Sandbox(), "bwrap", Path(work), package,
                                      [ROOT / "solutions", ROOT / ".git"], 300)
+        evidence = plan.new_file("evidence-test.npz")
+        cells = [
+            "import os, socket, subprocess, sys\nprint(os.geteuid())",
+            f"print([os.path.exists(p) for p in [{str(ROOT / 'solutions')!r}, {str(ROOT / '.git')!r}, "
+            f"{str(ROOT / 'tests')!r}, {str(tmp_path / 'secret.txt')!r}]])",
+            f"try:\n    open({str(package / 'grading' / 'tasks' / 'l01.py')!r}, 'a')\nexcept OSError as err:\n"
+            "    print(type(err).__name__, err.errno)",
+            "try:\n    socket.create_connection(('192.0.2.1', 80), timeout=3)\nexcept OSError as err:\n    print('no network', err.errno)",
+            "try:\n    open('/tmp/big', 'wb').write(b'0' * (300 << 20))\nexcept OSError as err:\n    print('file too big', err.errno)",
+            "try:\n    hog = bytearray(20 << 30)\nexcept MemoryError:\n    print('memory refused')",
+            f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', {survivor!r}], start_new_session=True)\n"
+            "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
+            # io: no new file (an inode flood), no new folder, but the evidence file the grader made takes writes
+            "made = []\nfor name in ['flood-0', 'flood-1']:\n    try:\n"
+            f"        open(os.path.join({str(plan.io)!r}, name), 'w'); made.append(name)\n"
+            "    except OSError as err:\n        made.append(err.errno)\n"
+            f"try:\n    os.mkdir(os.path.join({str(plan.io)!r}, 'deep'))\nexcept OSError as err:\n    made.append(err.errno)\n"
+            f"open({str(evidence)!r}, 'wb').write(b'evidence')\nprint(made)",
+            "cache = os.path.join(os.environ['TLCOURSE_READ_ONLY_CACHE'], 'features')\n"
+            "seen = open(os.path.join(cache, 'entry.pt'), 'rb').read().decode()\nrefused = []\n"
+            "for name in ['entry.pt', 'poison.pt']:\n    try:\n        open(os.path.join(cache, name), 'wb')\n"
+            "    except OSError as err:\n        refused.append(err.errno)\nprint(seen, refused)",
+        ]
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
         run = run_notebook(nb, cell_timeout=120, total_timeout=300, cwd=plan.cwd, env=plan.env, plan=plan)
         connection_left = (plan.io / "kernel.json").exists()
+        in_io = sorted(p.name for p in plan.io.iterdir() if not p.is_socket())
+        written = evidence.read_bytes()
     out = ["".join(o.get("text", "") for o in cell.outputs).strip() for cell in nb.cells]
     assert all(o.status == "ok" for o in run.outcomes.values()), (run.outcomes, out)
     assert int(out[0]) != 0  # root graders hand the kernel a uid of its own (or nobody, in a user namespace)
@@ -126,6 +144,9 @@ def test_the_sandbox_sees_no_answers_cannot_write_reach_the_network_or_outlive_i
     assert out[4] == "file too big 27"  # EFBIG: the file-size limit
     assert out[5] == "memory refused"
     assert len(json.loads(out[6])) <= 4  # the sandbox's init, the kernel, the child: nothing of the machine
+    assert out[7] == "[13, 13, 13]" and in_io == ["evidence-test.npz"] and written == b"evidence"  # EACCES
+    assert out[8] == "features [30, 30]"  # EROFS: the shared cache is read-only
+    assert (shared / "entry.pt").read_bytes() == b"features" and not (shared / "poison.pt").exists()
     assert not _processes_with(survivor), "a process left by the kernel outlived its sandbox"
     assert not connection_left, "the kernel's connection file was left behind"
 
@@ -191,7 +212,21 @@ def test_the_gradebook_keeps_its_finished_rows_when_the_grader_dies(tmp_path, mo
 # ---------------------------------------------------------------- fresh inputs for the hidden tests
 
 FRESH = {"01.head": ("01", "elpv_model"), "01.batchnorm": ("01", "freeze_body"), "01.topk": ("01", "top_k"),
-         "02.split": ("02", "split_features"), "03.groups": ("03", "make_param_groups")}
+         "02.split": ("02", "split_features"), "02.metrics": ("02", "fair_metrics"), "02.extract": ("02", "embed"),
+         "03.augment": ("03", "augment"), "03.groups": ("03", "make_param_groups"),
+         "03.moved": ("03", "relative_change"), "03.epoch": ("03", "train_one_epoch"),
+         "05.stats": ("05", "pixel_stats"), "05.stages": ("05", "stage_probe"), "05.shift": ("05", "cross_type_accuracy"),
+         "05.mmd": ("05", "mmd_squared")}
+LABELS = ("case", "seed", "photo", "k")  # what names a case in a function task's evidence
+
+
+def _relabelled(replayed: dict, fresh: dict) -> dict:
+    """``replayed`` evidence with the case names of ``fresh`` (what a forger who reads this run's case
+    names in the kernel would write): only its numbers can then fail it."""
+    cases, names = replayed.get("cases"), fresh.get("cases")
+    if not (isinstance(cases, list) and isinstance(names, list) and len(cases) == len(names)):
+        return replayed
+    return {**replayed, "cases": [{**case, **{k: new[k] for k in LABELS if k in new}} for case, new in zip(cases, names)]}
 
 
 @pytest.mark.slow
@@ -206,14 +241,18 @@ def test_evidence_made_for_one_run_fails_the_next_run_while_the_answer_passes_bo
     lesson, name = FRESH[task_id]
     solution = next((ROOT / "solutions").glob(f"{lesson}_*.ipynb"))
     nb = nbformat.read(str(solution), 4)
-    setup = "import torch\nfrom torch import nn\nfrom skimage import data\n"
+    setup = "import numpy as np\nimport torch\nfrom torch import nn\nfrom skimage import data\n"
     source = next(c.source for c in nb.cells if answer_task(c) == task_id)
     answer = define(setup + source, name)
     task = get_task(task_id)
-    for seed, other in [(11, 12), (2**40 + 3, 5)]:
-        evidence = files.roundtrip(evidence_for(task, answer, strict=True, seed=seed))
-        assert judge_evidence(task, evidence, strict=True, seed=seed).passed
-        assert not judge_evidence(task, evidence, strict=True, seed=other).passed
+    first, later = (files.roundtrip(evidence_for(task, answer, strict=True, seed=seed)) for seed in (11, 12))
+    assert judge_evidence(task, first, strict=True, seed=11).passed
+    assert judge_evidence(task, later, strict=True, seed=12).passed
+    assert not judge_evidence(task, first, strict=True, seed=12).passed
+    assert not judge_evidence(task, _relabelled(first, later), strict=True, seed=12).passed
+    big = 2**40 + 3  # seeds are drawn from 48 bits
+    assert judge_evidence(task, files.roundtrip(evidence_for(task, answer, strict=True, seed=big)), strict=True,
+                          seed=big).passed
 
 
 def test_a_kernel_command_of_your_own_gets_the_kernel_and_its_folder(tmp_path):

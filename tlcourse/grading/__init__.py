@@ -180,7 +180,7 @@ class _Run:
     paths: dict[str, Path]
 
 
-def _gradable_notebook(submission: dict, template: Path, lesson: str, package: Path, secret_dir: Path):
+def _gradable_notebook(submission: dict, template: Path, lesson: str, package: Path, plan):
     """The template with the learner's answers, minus check cells, plus one evidence cell per task.
 
     Returns the notebook, ``{cell index: task id}`` for answer cells, ``{cell index: task id}``
@@ -199,7 +199,7 @@ def _gradable_notebook(submission: dict, template: Path, lesson: str, package: P
     run = _Run(seed=secrets.randbits(48), token=secrets.token_hex(16), paths={})
     evidence_cells = {}
     for task in lesson_tasks(lesson):
-        run.paths[task.id] = secret_dir / f"evidence-{secrets.token_hex(12)}.npz"
+        run.paths[task.id] = plan.new_file(f"evidence-{secrets.token_hex(12)}.npz")
         source = _HARVEST.format(name=name, init=str(package / "__init__.py"), pkg=str(package), task=task.id,
                                  path=str(run.paths[task.id]), seed=run.seed, run=run.token)
         evidence_cells[len(nb.cells)] = task.id
@@ -266,7 +266,7 @@ def _run_and_judge(submission: dict, result: Result, tasks, settings: Settings, 
         cpu = 2 * settings.submission_timeout + WARM_UP_TIMEOUT  # a backstop: the deadline kills first
         plan = plan_kernel(settings.sandbox, batch.kind, workdir, batch.package, batch.hidden, cpu, index)
         nb, answer_cells, evidence_cells, secrets_of_run = _gradable_notebook(
-            submission, template, result.lesson, batch.package, plan.io)
+            submission, template, result.lesson, batch.package, plan)
         limits = {i: t.time_limit for i, task_id in evidence_cells.items()
                   for t in tasks if t.id == task_id and t.time_limit}
         limits[0] = max(settings.cell_timeout, WARM_UP_TIMEOUT)  # the warm-up cell

@@ -10,8 +10,8 @@ nbclient executes each cell with a time limit and errors allowed. On top of it:
 * a deadline bounds the whole run, and each cell's output is capped so a flood cannot eat memory;
 * with a ``plan`` (``sandbox.py``), the kernel starts through the plan's command (bubblewrap),
   talks over UNIX sockets in the plan's ``io`` folder (the sandbox has no network), is interrupted
-  by a message rather than a signal (it lives in a session of its own), and its connection file is
-  deleted when it stops.
+  by a message rather than a signal (it lives in a session of its own), its connection file is
+  deleted when it stops, and once it has started it can add no file to that folder (``plan.lock``).
 """
 from __future__ import annotations
 
@@ -126,10 +126,14 @@ class NotebookRun:
         client._output_used, client._output_cut = {}, {}
         self.outcomes = {}
         try:
+            if self.plan is not None:
+                self.plan.unlock()
             async with client.async_setup_kernel(env=self.env, cwd=self.cwd,
                                                  stdout=_devnull(), stderr=_devnull()):
                 self.kernel_pgid = getattr(km.provisioner, "pgid", None)
                 self.kernel_pgids.append(self.kernel_pgid)
+                if self.plan is not None:  # its sockets are made: no more files in io (no flood of inodes)
+                    self.plan.lock()
                 for index, cell in enumerate(self.nb.cells):
                     if cell.cell_type != "code":
                         continue
@@ -159,6 +163,7 @@ class NotebookRun:
             self.kill()
             self.kernel_pgid = None
             if self.plan is not None:  # the connection file holds the kernel's key: never leave it behind
+                self.plan.release()
                 (self.plan.io / "kernel.json").unlink(missing_ok=True)
         return None
 

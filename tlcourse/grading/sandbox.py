@@ -7,6 +7,9 @@ A submission is untrusted code. By default on Linux each kernel runs inside bubb
   machine's files but the system libraries: no solutions, no other submissions, no gradebook;
 * a private, size-limited ``/tmp`` (its working folder, home and caches);
 * one shared folder, ``io``: the kernel's sockets (ZeroMQ over UNIX sockets) and its evidence;
+  once the kernel has started, it can no longer add files there (see :meth:`KernelPlan.lock`);
+* the grader's feature cache, read-only, so that a submission does not extract again what the
+  lessons already cached (``features.py`` reads it and writes new entries to the private /tmp);
 * no network, its own process, IPC and host-name namespaces, a new session, and death with
   the grader: nothing it starts outlives it, and it cannot see or signal the grader;
 * a user of its own when the grader is root (one uid per submission; in a container where root
@@ -33,6 +36,7 @@ from pathlib import Path
 MODES = ("auto", "bwrap", "none")
 UID_BASE = 1_950_000_000  # the grader as root runs submission i as uid UID_BASE + i (no such user exists)
 SANDBOX_TMP = "/tmp"
+SHARED_CACHE = "/srv/tlcourse-cache"  # where the grader's feature cache appears, read-only, in a sandbox
 RISKS = ("Without a sandbox, each submission's code runs as your own user, with your files and your "
          "network: it can read the solutions and the other submissions, forge its evidence files, "
          "edit the grader or the course package, kill the grader, leave processes behind, and fill "
@@ -67,6 +71,7 @@ class Sandbox:
     mode: str = "auto"
     command: str | None = None
     limits: Limits = field(default_factory=Limits)
+    share_feature_cache: bool = True  # the grader's feature cache, read-only, in every kernel (bwrap and bare)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -99,6 +104,35 @@ class KernelPlan:
     transport: str = "ipc"
     interrupt_mode: str = "message"
     sandboxed: bool = True
+    uid: int | None = None  # the kernel's own uid (the grader is root), or None
+    lockable: bool = False  # whether io is locked while the kernel runs (bubblewrap only)
+
+    def new_file(self, name: str) -> Path:
+        """An empty file in io that the kernel may write (but neither replace nor remove): its evidence."""
+        path = self.io / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        if self.uid is not None:
+            os.chown(path, self.uid, self.uid)
+        return path
+
+    def unlock(self) -> None:
+        """Let the next kernel create its sockets in io (called before each kernel starts)."""
+        if self.lockable:
+            os.chmod(self.io, 0o770 if self.uid is not None else 0o700)
+
+    def lock(self) -> None:
+        """Once the kernel has made its sockets (it answered), it can add no file to io: no flood of
+        files or inodes in the grader's folder, only the evidence files made by :meth:`new_file`,
+        each capped by the file-size limit. Hard where the kernel has a uid of its own (io belongs to
+        root then); in a user namespace the kernel owns io and could undo it (INSTRUCTORS.md)."""
+        if self.lockable:
+            os.chmod(self.io, 0o750 if self.uid is not None else 0o500)
+
+    def release(self) -> None:
+        """The kernel is gone: let a grader that is not root tidy io up (root needs no leave)."""
+        if self.lockable and os.geteuid() != 0:
+            os.chmod(self.io, 0o700)
 
 
 # ---------------------------------------------------------------- bubblewrap
@@ -196,8 +230,9 @@ def python_roots(package: Path) -> list[Path]:
 
 
 def bwrap_argv(io: Path, package: Path, hidden: list[Path], limits: Limits, cpu_seconds: float | None,
-               uid: int | None) -> list[str]:
-    """The bubblewrap command line that runs one kernel (``{connection_file}`` left to fill)."""
+               uid: int | None, shared_cache: Path | None = None) -> list[str]:
+    """The bubblewrap command line that runs one kernel (``{connection_file}`` left to fill);
+    ``shared_cache``, a feature folder, appears read-only at ``SHARED_CACHE/features``."""
     args = [bwrap_path(), *_namespaces(), *_system_binds()]
     # The private /tmp first: the environment and the package may live under /tmp (a clone there, a CI
     # checkout), and a tmpfs mounted after their binds would hide them.
@@ -218,6 +253,9 @@ def bwrap_argv(io: Path, package: Path, hidden: list[Path], limits: Limits, cpu_
         path = Path(os.path.realpath(path))
         if path.is_dir() and any(r == path or r in path.parents for r in map(Path, roots)):
             args += ["--tmpfs", str(path)]
+    if shared_cache is not None:
+        inside = Path(SHARED_CACHE) / "features"
+        args += [*_parents([inside], made), "--ro-bind", os.path.realpath(shared_cache), str(inside)]
     args += [*_parents([io], made), "--bind", str(io), str(io), "--chdir", f"{SANDBOX_TMP}/work"]
     if uid is not None:
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -283,8 +321,9 @@ def custom_argv(template: str, io: Path) -> list[str]:
 
 # ---------------------------------------------------------------- one kernel's plan
 
-def kernel_env(sandboxed: bool, home: str) -> dict:
-    """The kernel's environment: a short list, never the grader's own variables (tokens, keys)."""
+def kernel_env(sandboxed: bool, home: str, read_only_cache: str | None = None) -> dict:
+    """The kernel's environment: a short list, never the grader's own variables (tokens, keys).
+    ``read_only_cache``: a feature cache the kernel reads but never writes (``features.py``)."""
     keep = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT", "COMSPEC", "PATHEXT", "WINDIR",
             "TEMP", "TMP", "TLCOURSE_STATIC")
     env = {k: v for k, v in os.environ.items() if k in keep}
@@ -292,6 +331,8 @@ def kernel_env(sandboxed: bool, home: str) -> dict:
                TQDM_DISABLE="1", PYTHONDONTWRITEBYTECODE="1", HOME=home,
                IPYTHONDIR=f"{home}/ipython", MPLCONFIGDIR=f"{home}/matplotlib",
                XDG_CACHE_HOME=f"{home}/cache", TORCH_HOME=f"{home}/torch", TLCOURSE_CACHE=f"{home}/tlcourse")
+    if read_only_cache:
+        env["TLCOURSE_READ_ONLY_CACHE"] = read_only_cache
     if sandboxed:
         env.update(TMPDIR=SANDBOX_TMP, PATH=env.get("PATH", "/usr/bin:/bin"))
     else:
@@ -299,23 +340,33 @@ def kernel_env(sandboxed: bool, home: str) -> dict:
     return env
 
 
+def grader_feature_cache() -> Path | None:
+    """The grader's own feature folder (``tlcourse.cache_dir()/features``), when there is one."""
+    from ..utils import cache_dir
+
+    folder = cache_dir() / "features"
+    return folder if folder.is_dir() else None
+
+
 def plan_kernel(sandbox: Sandbox, kind: str, workdir: Path, package: Path, hidden: list[Path],
                 cpu_seconds: float | None, index: int = 0) -> KernelPlan:
     """Make ``workdir/io`` (and, bare, ``workdir/home``) and return how to start the kernel there."""
     io = workdir / "io"
     io.mkdir(mode=0o700)
+    shared = grader_feature_cache() if sandbox.share_feature_cache else None
     if kind == "none":
         home = workdir / "home"
         home.mkdir()
         argv = _kernel_argv(str(io / "kernel.json"))
         argv = [*limits_prefix(sandbox.limits, cpu_seconds), *argv]  # limits still apply where prlimit exists
-        return KernelPlan(argv, kernel_env(False, str(home)), str(home), io, transport="tcp",
-                          interrupt_mode="signal", sandboxed=False)
+        return KernelPlan(argv, kernel_env(False, str(home), shared and str(shared.parent)), str(home), io,
+                          transport="tcp", interrupt_mode="signal", sandboxed=False)
     if kind == "command":
         return KernelPlan(custom_argv(sandbox.command, io), kernel_env(True, f"{SANDBOX_TMP}/home"),
                           str(io), io)
     uid = UID_BASE + index if drops_to_own_uid() else None
-    if uid is not None:
-        os.chown(io, uid, uid)
-    argv = bwrap_argv(io, package, hidden, sandbox.limits, cpu_seconds, uid)
-    return KernelPlan(argv, kernel_env(True, f"{SANDBOX_TMP}/home"), str(io), io)
+    if uid is not None:  # io stays root's; the kernel's group may write there only while it starts
+        os.chown(io, -1, uid)
+    argv = bwrap_argv(io, package, hidden, sandbox.limits, cpu_seconds, uid, shared)
+    return KernelPlan(argv, kernel_env(True, f"{SANDBOX_TMP}/home", shared and SHARED_CACHE), str(io), io,
+                      uid=uid, lockable=True)
