@@ -152,6 +152,34 @@ def test_data_efficiency_curve_gives_every_strategy_the_same_subsets():
     assert "confusion_matrix" not in rows[0] and rows[0]["seconds"] >= 0
 
 
+def test_data_efficiency_curve_takes_fewer_seeds_at_the_sizes_it_is_told():
+    labels = np.arange(60) % 2
+    train_idx, test_idx = np.arange(40), np.arange(40, 60)
+    constant = lambda train_idx, seed: np.tile([0.3, 0.7], (20, 1))  # noqa: E731
+    rows = tl.curves.data_efficiency_curve({"a": constant, "b": constant}, labels, train_idx, test_idx,
+                                           sizes=[2, None], seeds={2: [0, 1, 2], None: [0, 1]})
+    runs = {(r["strategy"], r["per_class"]): sorted(x["seed"] for x in rows if (x["strategy"], x["per_class"])
+                                                    == (r["strategy"], r["per_class"])) for r in rows}
+    assert runs == {("a", 2): [0, 1, 2], ("b", 2): [0, 1, 2], ("a", None): [0, 1], ("b", None): [0, 1]}
+    assert [r["runs"] for r in tl.curves.summarise(rows)] == [3, 3, 2, 2]
+
+
+def test_fine_tuning_strategy_predicts_on_as_many_views_as_asked():
+    labels, features, activations, _ = _data()
+    views = [activations, activations.flip(-1)]
+    train_idx, test_idx = np.arange(30), np.arange(30, 40)
+    settings = dict(seed=1, min_steps=3, batch_size=16, device="cpu")
+    model, _ = tl.fine_tune_top(tiny_top(), views, labels, train_idx, tl.curves.budget(30, 16, 3)["epochs"],
+                                head_init=tl.fit_probe(features[train_idx], labels[train_idx]), batch_size=16,
+                                seed=1, device="cpu", progress=False)
+    one = tl.curves.fine_tuning_strategy(tiny_top(), views, features, labels, test_idx, train_idx, test_views=1, **settings)
+    both = tl.curves.fine_tuning_strategy(tiny_top(), views, features, labels, test_idx, train_idx, **settings)
+    np.testing.assert_allclose(one, tl.predict(model, [activations[test_idx]], device="cpu", channels_last=True), atol=1e-6)
+    np.testing.assert_allclose(both, tl.predict(model, [v[test_idx] for v in views], device="cpu", channels_last=True),
+                               atol=1e-6)
+    assert not np.allclose(one, both)
+
+
 def test_data_efficiency_curve_judges_small_sets_and_the_full_split_at_the_same_prior():
     labels = np.array([0] * 30 + [1] * 10 + [0, 1] * 10)  # training split 75% class 0, test cells balanced
     train_idx, test_idx = np.arange(40), np.arange(40, 60)

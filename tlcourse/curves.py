@@ -10,7 +10,7 @@ Nothing here reads notebook state: every input is an argument.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -51,12 +51,13 @@ def budget(n_train: int, batch_size: int, min_steps: int, min_epochs: int = 1, m
 def fine_tuning_strategy(
     top: nn.Module, activations, features, labels, test_idx, train_idx, seed: int = 0,
     min_steps: int = 30, min_epochs: int = 1, max_epochs: int | None = None, batch_size: int = 32,
-    C: float = DEFAULT_C, device=None, **settings,
+    C: float = DEFAULT_C, test_views: int | None = None, device=None, **settings,
 ) -> np.ndarray:
     """Fine-tuning: start the head from a linear probe, then ``tl.fine_tune_top`` on cached activations.
 
     ``activations`` may be a list of views (e.g. the four quarter turns, ``tl.extract_views``):
-    training shows each cell in a random view, prediction averages them. The epochs follow
+    training shows each cell in a random view, prediction averages the first ``test_views`` of
+    them (default: all; ``1``: the cells as they are, the cheapest prediction). The epochs follow
     :func:`budget`; ``settings`` go to ``fine_tune_top`` (learning rates, schedule, BatchNorm
     policy, label smoothing, ...). Returns test probabilities.
     """
@@ -65,7 +66,8 @@ def fine_tuning_strategy(
     epochs = budget(len(train_idx), batch_size, min_steps, min_epochs, max_epochs)["epochs"]
     model, _ = fine_tune_top(top, activations, labels, train_idx, epochs, head_init=probe, batch_size=batch_size,
                              seed=seed, device=device, progress=False, **settings)
-    views = activations if isinstance(activations, (list, tuple)) else [activations]
+    views = list(activations) if isinstance(activations, (list, tuple)) else [activations]
+    views = views[:test_views] if test_views else views
     return predict(model, [torch.as_tensor(view)[test_idx] for view in views], device=device, channels_last=True)
 
 
@@ -140,12 +142,14 @@ def fair_metrics(y_true, probabilities, trained_at, natural, groups=None) -> dic
 
 def data_efficiency_curve(
     strategies: dict[str, Strategy], labels, train_idx, test_idx, sizes: Sequence[int | None],
-    seeds: Sequence[int], groups=None,
+    seeds: Sequence[int] | Mapping[int | None, Sequence[int]], groups=None,
 ) -> list[dict]:
     """Train every strategy at every size (images per class; ``None`` = the full split) and seed.
 
-    All strategies see the same subset for a given size and seed, and are scored on the same
-    test cells by :func:`fair_metrics`: the small subsets are balanced while the full split has
+    ``seeds`` is one list for every size, or a dict ``{size: seeds}``: the large sizes, where
+    runs cost most and vary least, may get fewer seeds than the small ones (at least two, so
+    that a spread can be measured). All strategies see the same subset for a given size and
+    seed, and are scored on the same test cells by :func:`fair_metrics`: the small subsets are balanced while the full split has
     the data's own prior, so each metric is read at the prior it assumes, for every size alike.
     Returns one row per run: strategy, per_class, n_train, seed, seconds and the metrics.
     """
@@ -153,7 +157,8 @@ def data_efficiency_curve(
     classes = int(labels.max()) + 1
     natural = class_prior(labels[np.asarray(train_idx)], classes)
     rows = []
-    runs = [(size, seed, name) for size in sizes for seed in seeds for name in strategies]
+    seeds_at = seeds if isinstance(seeds, Mapping) else {size: seeds for size in sizes}
+    runs = [(size, seed, name) for size in sizes for seed in seeds_at[size] for name in strategies]
     for size, seed, name in tqdm(runs, desc="Data-efficiency runs", unit="run"):
         idx = np.asarray(train_idx) if size is None else per_class_subset(labels, size, seed=seed, indices=train_idx)
         with Timer() as timer:
