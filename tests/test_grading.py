@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -155,17 +157,26 @@ def _grade_everything(folder: Path):
     nbformat.write(wrong, str(paths["wrong_lesson"]))
 
     out = folder / "gradebook.csv"
-    protected = _protected_files()
+    protected = {**_protected_files(), **_planted_cache(folder / "cache")}
     start = time.perf_counter()
-    here = os.getcwd()
+    here, cache = os.getcwd(), os.environ.get("TLCOURSE_CACHE")
     os.chdir(folder)  # relative names, as `tlcourse grade *.ipynb` gives them (the formula name leads its cell)
+    os.environ["TLCOURSE_CACHE"] = str(folder / "cache")  # the feature cache the sandboxes read
+    watch = _IoWatch()
+    watch.start()
     try:
         code = main(["grade", *(p.name for p in paths.values()), "--out", str(out), "--jobs", "2",
                      "--cell-timeout", str(CELL_TIMEOUT), "--timeout", "300", "--lesson", "01",
                      "--exercises", str(EXERCISES), *SANDBOX_FLAGS])
     finally:
         os.chdir(here)
+        if cache is None:
+            os.environ.pop("TLCOURSE_CACHE", None)
+        else:
+            os.environ["TLCOURSE_CACHE"] = cache
+        watch.stop()
     seconds = time.perf_counter() - start
+    (folder / "most_files_in_io.json").write_text(json.dumps(watch.most))
     assert code == 0
     (folder / "gradebook_at_exit.csv").write_bytes(out.read_bytes())
     (folder / "protected.json").write_text(json.dumps(protected))
@@ -176,12 +187,33 @@ def _grade_everything(folder: Path):
     return by_name, str(folder / "gradebook_feedback"), str(folder), seconds
 
 
+class _IoWatch(threading.Thread):
+    """Counts, twice a second, the entries in every kernel's io folder (``tlgrade-*/io``): ``most``."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.most, self._done = 0, threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.5):
+            for io in Path(tempfile.gettempdir()).glob("tlgrade-*/io"):
+                try:
+                    self.most = max(self.most, sum(1 for _ in os.scandir(io)))
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
 MARKER = f"tlcourse_attack_{os.getpid()}"
 
 
 def _attacks(folder: Path, classmate: Path) -> dict[str, Path]:
     """One blank exercise per file of tests/attacks/, the attack in its last answer cell."""
     fill = {"@SOLUTION@": str(SOLUTION), "@CLASSMATE@": str(classmate), "@ROOT@": str(ROOT), "@MARKER@": MARKER,
+            "@CACHE@": str(folder / "cache" / "features"),
             "@GRADEBOOK@": str(folder / "gradebook.csv"), "@FEEDBACK@": str(folder / "gradebook_feedback")}
     made = {}
     for attack in ATTACKS:
@@ -190,6 +222,20 @@ def _attacks(folder: Path, classmate: Path) -> dict[str, Path]:
             code = code.replace(mark, value)
         made[f"attack_{attack.stem}"] = _submission(folder, f"attack_{attack.stem}", {"01.topk": code})
     return made
+
+
+def _planted_cache(cache: Path) -> dict[str, str]:
+    """A grader's feature cache with one entry, bound read-only into every sandbox of the batch;
+    returns its files' hashes (an attack must leave them, and add none)."""
+    import hashlib
+
+    import torch
+
+    entry = cache / "features" / ("c" * 24 + ".pt")
+    entry.parent.mkdir(parents=True)
+    torch.save({"features": torch.ones(3, 4)}, entry)
+    entry.chmod(0o644)
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in entry.parent.iterdir()}
 
 
 def _protected_files() -> dict[str, str]:

@@ -67,12 +67,22 @@ def test_nothing_a_submission_starts_outlives_it_or_touches_the_gradebook(graded
 
 @needs_bwrap
 @pytest.mark.slow
-def test_no_submission_can_write_into_the_package_or_the_import_path(graded):
+def test_a_flood_of_files_stays_out_of_the_graders_folders(graded):
+    *_, folder, _ = graded
+    # a kernel's io holds its sockets (5 per start), its connection file and one evidence file per task
+    assert json.loads((folder / "most_files_in_io.json").read_text()) < 50
+
+
+@needs_bwrap
+@pytest.mark.slow
+def test_no_submission_can_write_into_the_package_the_import_path_or_the_feature_cache(graded):
     import hashlib
 
     *_, folder, _ = graded
-    protected = json.loads((folder / "protected.json").read_text())
+    protected = json.loads((folder / "protected.json").read_text())  # the task modules, the shared feature cache
     assert {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in protected} == protected
+    cache = folder / "cache" / "features"
+    assert sorted(map(str, cache.iterdir())) == sorted(p for p in protected if p.startswith(str(cache)))
     places = [ROOT, ROOT / "tests", ROOT / "tlcourse", ROOT / "tlcourse" / "grading" / "tasks", *map(Path, sys.path)]
     written = [p / f"{MARKER}.py" for p in places if (p / f"{MARKER}.py").exists()]
     for path in written:
