@@ -210,17 +210,41 @@ class _IoWatch(threading.Thread):
 MARKER = f"tlcourse_attack_{os.getpid()}"
 
 
+# Attacks that can share a kernel are graded together, one per answer cell (in this order), to keep
+# the batch short: a notebook per group. An input transformer rewrites every hidden cell, so the two
+# attacks that install one get a notebook each, as does any attack not named here.
+ATTACK_GROUPS = {
+    "attack_forges_evidence": ["forges_evidence"],
+    "attack_floods_evidence": ["floods_evidence"],
+    "attack_kills_the_grader": ["floods_files", "kills_the_grader"],
+    "attack_reads_and_writes": ["reads_answers", "edits_the_grader", "poisons_the_cache", "outlives_the_kernel",
+                                "exhausts_resources"],  # last: it fills the private /tmp
+}
+
+
+def attack_row(attack: str) -> str:
+    """The gradebook row (notebook name) that grades the attack ``attack`` (a file stem of tests/attacks/)."""
+    return next((name for name, group in ATTACK_GROUPS.items() if attack in group), f"attack_{attack}")
+
+
 def _attacks(folder: Path, classmate: Path) -> dict[str, Path]:
-    """One blank exercise per file of tests/attacks/, the attack in its last answer cell."""
+    """Blank exercises whose answer cells hold the attacks of tests/attacks/ (see ATTACK_GROUPS)."""
     fill = {"@SOLUTION@": str(SOLUTION), "@CLASSMATE@": str(classmate), "@ROOT@": str(ROOT), "@MARKER@": MARKER,
             "@CACHE@": str(folder / "cache" / "features"),
             "@GRADEBOOK@": str(folder / "gradebook.csv"), "@FEEDBACK@": str(folder / "gradebook_feedback")}
-    made = {}
+    groups: dict[str, list[str]] = {}
     for attack in ATTACKS:
-        code = attack.read_text()
-        for mark, value in fill.items():
-            code = code.replace(mark, value)
-        made[f"attack_{attack.stem}"] = _submission(folder, f"attack_{attack.stem}", {"01.topk": code})
+        groups.setdefault(attack_row(attack.stem), []).append(attack.stem)
+    made = {}
+    for name, members in groups.items():
+        order = ATTACK_GROUPS.get(name, members)
+        answers = {}
+        for slot, attack in zip(TASKS, [a for a in order if a in members]):
+            code = (Path(__file__).parent / "attacks" / f"{attack}.py").read_text()
+            for mark, value in fill.items():
+                code = code.replace(mark, value)
+            answers[slot] = code
+        made[name] = _submission(folder, name, answers)
     return made
 
 

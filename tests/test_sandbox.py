@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from tlcourse.cli import main
 from tlcourse.grading import Gradebook, Invalid, Result, read_submission
@@ -22,7 +23,7 @@ from tlcourse.grading import sandbox as sandboxes
 from tlcourse.grading.kernel import run_notebook
 
 from test_grading import (ATTACKS, EXERCISES, FORMULA_NAME, MARKER, ROOT, SANDBOX_FLAGS, SANDBOXED, SOLUTION,
-                          _processes_with, graded)  # noqa: F401  (graded: the shared fixture)
+                          _processes_with, attack_row, graded)  # noqa: F401  (graded: the shared fixture)
 
 needs_bwrap = pytest.mark.skipif(not SANDBOXED, reason=f"no bubblewrap sandbox here: {sandboxes.bwrap_problem()}")
 
@@ -34,7 +35,7 @@ needs_bwrap = pytest.mark.skipif(not SANDBOXED, reason=f"no bubblewrap sandbox h
 @pytest.mark.parametrize("attack", [a.stem for a in ATTACKS])
 def test_an_attack_earns_what_its_answers_deserve_and_the_solution_keeps_full_marks(graded, attack):
     rows, *_ = graded
-    assert rows[f"attack_{attack}"]["total"] == "0", rows[f"attack_{attack}"]
+    assert rows[attack_row(attack)]["total"] == "0", rows[attack_row(attack)]
     assert rows["solution"]["total"] == "8" and rows["solution"]["status"] == "ok"
 
 
@@ -161,6 +162,48 @@ def test_the_sandbox_sees_no_answers_cannot_write_reach_the_network_or_outlive_i
     assert not connection_left, "the kernel's connection file was left behind"
 
 
+def test_a_read_only_feature_cache_is_read_never_written_and_new_entries_go_to_the_own_cache(
+        backbone, tmp_path, monkeypatch):
+    """What a sandboxed kernel does with the grader's cache (``$TLCOURSE_READ_ONLY_CACHE``) and its own."""
+    import hashlib
+
+    from torch.utils.data import Subset
+
+    import tlcourse as tl
+    from tlcourse import features
+
+    def cells(size):
+        return Subset(tl.load_elpv(transform=tl.preprocess(size)), list(range(6)))
+
+    def files(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+    shared, own = tmp_path / "shared", tmp_path / "own"
+    monkeypatch.setenv("TLCOURSE_CACHE", str(shared))
+    first = tl.extract_features(backbone, cells(64), progress=False)  # the grader's own run fills its cache
+    before = files(shared)
+    monkeypatch.setenv("TLCOURSE_CACHE", str(own))
+    monkeypatch.setenv("TLCOURSE_READ_ONLY_CACHE", str(shared))
+    real = features.forward_stages
+    monkeypatch.setattr(features, "forward_stages", lambda *a, **k: pytest.fail("the model ran on a cached entry"))
+    assert torch.equal(tl.extract_features(backbone, cells(64), progress=False), first)
+    monkeypatch.setattr(features, "forward_stages", real)
+    tl.extract_features(backbone, cells(48), progress=False)  # not in the shared cache: computed, kept in its own
+    assert files(shared) == before
+    assert len(list((own / "features").glob("*.pt"))) == 1
+
+    class ReadOnly:  # an own cache that cannot be written either: compute, keep nothing, never raise
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def acquire(self):
+            raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(features, "FileLock", ReadOnly)
+    assert tl.extract_features(backbone, cells(40), progress=False).shape == (6, 1280)
+    assert len(list((own / "features").glob("*.pt"))) == 1
+
+
 # ---------------------------------------------------------------- no sandbox, old files, mixed lessons
 
 def test_without_a_sandbox_grading_refuses_and_says_what_the_flag_risks(tmp_path, monkeypatch, capsys):
@@ -255,14 +298,12 @@ def test_evidence_made_for_one_run_fails_the_next_run_while_the_answer_passes_bo
     source = next(c.source for c in nb.cells if answer_task(c) == task_id)
     answer = define(setup + source, name)
     task = get_task(task_id)
-    first, later = (files.roundtrip(evidence_for(task, answer, strict=True, seed=seed)) for seed in (11, 12))
-    assert judge_evidence(task, first, strict=True, seed=11).passed
-    assert judge_evidence(task, later, strict=True, seed=12).passed
-    assert not judge_evidence(task, first, strict=True, seed=12).passed
-    assert not judge_evidence(task, _relabelled(first, later), strict=True, seed=12).passed
-    big = 2**40 + 3  # seeds are drawn from 48 bits
-    assert judge_evidence(task, files.roundtrip(evidence_for(task, answer, strict=True, seed=big)), strict=True,
-                          seed=big).passed
+    seeds = (11, 2**40 + 3)  # the grader draws seeds from 48 bits
+    first, later = (files.roundtrip(evidence_for(task, answer, strict=True, seed=seed)) for seed in seeds)
+    assert judge_evidence(task, first, strict=True, seed=seeds[0]).passed
+    assert judge_evidence(task, later, strict=True, seed=seeds[1]).passed
+    assert not judge_evidence(task, first, strict=True, seed=seeds[1]).passed
+    assert not judge_evidence(task, _relabelled(first, later), strict=True, seed=seeds[1]).passed
 
 
 def test_a_kernel_command_of_your_own_gets_the_kernel_and_its_folder(tmp_path):
