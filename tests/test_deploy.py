@@ -224,3 +224,27 @@ def test_latency_is_measured_for_pytorch_and_onnx_runtime(exported):
     model, onnx_path = exported
     result = deploy.latency(model, onnx_path, repeats=2, warmup=1)
     assert result["pytorch_ms"] > 0 and result["onnxruntime_ms"] > 0 and result["threads"] == 1
+
+
+def test_the_export_falls_back_to_the_dynamo_exporter_where_torch_lacks_the_torchscript_one(files, tmp_path,
+                                                                                              monkeypatch):
+    """A torch without the TorchScript exporter gets the dynamo one (faked here from a real export: the
+    dynamo export itself takes 35-50 s on a CPU core), and the file still carries the metadata."""
+    import onnx
+
+    model, real_export, calls = deploy.load_model(files["model"]), torch.onnx.export, []
+
+    def export(module, args, f=None, *, dynamo=True, dynamic_axes=None, dynamic_shapes=None, **names):
+        calls.append(dynamo)
+        if not dynamo:
+            raise NotImplementedError("this torch has no TorchScript exporter")
+        assert dynamic_shapes is not None  # the batch dimension stays free
+        buffer = __import__("io").BytesIO()
+        real_export(module, args, buffer, dynamo=False, dynamic_axes={"image": {0: "batch"}}, **names)
+        return type("Program", (), {"model_proto": onnx.load_from_string(buffer.getvalue())})()
+
+    monkeypatch.setattr(torch.onnx, "export", export)
+    path = deploy.export_onnx(model, tmp_path / "fallback.onnx")
+    assert calls == [False, True]
+    assert deploy.onnx_parity(model, path, files["cells"]) < 1e-4
+    assert json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}["threshold"]) == 0.3
