@@ -116,7 +116,7 @@ register(Task("07.lr", "A learning rate from a range test", points=1, answer="su
 
 def _threshold_cases(strict: bool) -> list[tuple[str, int, float, float]]:
     """(case, salt, cost of a miss, cost of a false alarm)."""
-    cases = [("validation and test probabilities, a miss costing 10 false alarms", 710, 10.0, 1.0)]
+    cases = [("240 validation and 240 test cells, a miss costing 10 false alarms", 710, 10.0, 1.0)]
     if strict:
         rng = fresh_random(711)
         cases += [(f"other cells, a miss costing {ratio:g} false alarms", 712, float(ratio), 1.0)
@@ -174,7 +174,7 @@ def _threshold_verdict(case: dict, expected: tuple, where: str) -> Verdict | Non
     if _cost(pv, yv, t, miss, alarm) <= data["best"]:
         return None
     if _cost(pt, yt, t, miss, alarm) <= _cost(pt, yt, decisions.choose_threshold(pt, yt, miss, alarm), miss, alarm):
-        return hint(f"That threshold is the cheapest on the **test** split {where}. Choose it on "
+        return hint(f"That threshold is the cheapest on the **test** split, not on validation ({where}). Choose it on "
                     "`splits[\"val\"]`: a threshold tuned on the test cells grades itself, and its cost is "
                     "a number no new batch of cells will repeat.")
     if _cost(pv, yv, t, 1, 1) <= _cost(pv, yv, decisions.choose_threshold(pv, yv), 1, 1):
@@ -267,10 +267,10 @@ def _temperature_verdict(case: dict, expected: tuple, where: str) -> Verdict | N
     if _near(t, best["val"]):
         return None
     if _near(t, best["test"]):
-        return hint(f"That temperature is fitted on the **test** split {where}. Fit it on `splits[\"val\"]` and "
+        return hint(f"That temperature is fitted on the **test** split ({where}). Fit it on `splits[\"val\"]` and "
                     "judge it on test: fitted on the test cells, the repair grades itself.")
     if _near(t, best["fit"]):
-        return hint(f"That temperature is fitted on the `fit` split {where}: the cells the model trained on, where it "
+        return hint(f"That temperature is fitted on the `fit` split ({where}): the cells the model trained on, where it "
                     "is more confident than on new cells. Fit it on `splits[\"val\"]`.")
     if _near(t, 1 / best["val"]):
         return hint("That is 1/T: temperature scaling *divides* the logits by T (`softmax(logits / T)`); an "
