@@ -138,6 +138,10 @@ def test_the_sandbox_sees_no_answers_cannot_write_reach_the_network_or_outlive_i
             "seen = open(os.path.join(cache, 'entry.pt'), 'rb').read().decode()\nrefused = []\n"
             "for name in ['entry.pt', 'poison.pt']:\n    try:\n        open(os.path.join(cache, name), 'wb')\n"
             "    except OSError as err:\n        refused.append(err.errno)\nprint(seen, refused)",
+            # the private /tmp: a flood of empty files stops at the cap (root graders), each costs kernel memory
+            "os.makedirs('/tmp/flood')\nmade = 0\ntry:\n    while made < 150_000:\n"
+            "        open(f'/tmp/flood/{made}', 'w').close()\n        made += 1\nexcept OSError as err:\n"
+            "    print(made, err.errno, os.statvfs('/tmp').f_files)\nelse:\n    print(made)",
         ]
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
         run = run_notebook(nb, cell_timeout=120, total_timeout=300, cwd=plan.cwd, env=plan.env, plan=plan)
@@ -157,6 +161,9 @@ def test_the_sandbox_sees_no_answers_cannot_write_reach_the_network_or_outlive_i
     assert len(json.loads(out[6])) <= 4  # the sandbox's init, the kernel, the child: nothing of the machine
     assert out[7] == "[13, 13, 13]" and in_io == ["evidence-test.npz"] and written == b"evidence"  # EACCES
     assert out[8] == "features [30, 30]"  # EROFS: the shared cache is read-only
+    if sandboxes.drops_to_own_uid():  # ENOSPC at Limits.tmp_files inodes, the ones the kernel made included
+        made, errno, inodes = map(int, out[9].split())
+        assert errno == 28 and inodes == sandboxes.Limits().tmp_files and 90_000 < made < inodes
     assert (shared / "entry.pt").read_bytes() == b"features" and not (shared / "poison.pt").exists()
     assert not _processes_with(survivor), "a process left by the kernel outlived its sandbox"
     assert not connection_left, "the kernel's connection file was left behind"

@@ -4,9 +4,11 @@ The sandbox runs ``prlimit ... -- python -I -S _launch.py CONFIG -- KERNEL ARGV.
 (``prlimit`` has set the resource limits, which the kernel and everything it starts inherit).
 ``CONFIG`` is JSON: ``{"uid": int or null, "connection_file": path}``. This script
 
-1. when it runs as root and ``uid`` is given, reads the connection file (owned by the grader),
-   drops to ``uid``/``uid`` with no supplementary groups, writes its own copy of the file in the
-   sandbox's private /tmp, and hands that copy to the kernel;
+1. when it runs as root and ``uid`` is given, caps the number of files in the sandbox's private
+   /tmp (``"tmp": {"path", "size", "files"}``: a remount of its tmpfs with ``nr_inodes``, so a flood
+   of empty files cannot eat the machine's kernel memory), reads the connection file (owned by the
+   grader), drops to ``uid``/``uid`` with no supplementary groups (which clears every capability),
+   writes its own copy of the file in the private /tmp, and hands that copy to the kernel;
 2. in a sandbox (``"sandboxed": true``), forgets ``JPY_PARENT_PID``: the kernel's parent there is
    the sandbox's init, never the grader, and ipykernel would take that for a dead parent (the
    sandbox dies with the grader anyway);
@@ -26,6 +28,8 @@ def main(argv):
     uid = config.get("uid")
     connection = config.get("connection_file")
     if uid is not None and os.getuid() == 0:
+        if config.get("tmp"):
+            _cap_files(**config["tmp"])
         with open(connection, "rb") as handle:
             secret = handle.read()
         os.setgroups([])
@@ -41,6 +45,17 @@ def main(argv):
     if config.get("sandboxed"):
         os.environ.pop("JPY_PARENT_PID", None)
     os.execv(kernel[0], kernel)
+
+
+def _cap_files(path, size, files):
+    """Remount the tmpfs at ``path`` with at most ``files`` inodes (needs CAP_SYS_ADMIN, dropped next)."""
+    import ctypes
+
+    ms_nosuid, ms_nodev, ms_remount = 2, 4, 32
+    libc = ctypes.CDLL(None, use_errno=True)
+    options = f"size={int(size)},nr_inodes={int(files)}".encode()
+    if libc.mount(b"tmpfs", path.encode(), b"tmpfs", ms_remount | ms_nosuid | ms_nodev, options) != 0:
+        raise SystemExit(f"tlcourse sandbox: could not cap the files in {path} (errno {ctypes.get_errno()})")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ A submission is untrusted code. By default on Linux each kernel runs inside bubb
 * no network, its own process, IPC and host-name namespaces, a new session, and death with
   the grader: nothing it starts outlives it, and it cannot see or signal the grader;
 * a user of its own when the grader is root (one uid per submission; in a container where root
-  cannot create namespaces, a user namespace instead);
+  cannot create namespaces, a user namespace instead), and then a cap on the files in its /tmp;
 * limits on address space, processes, file size, open files and CPU time (util-linux ``prlimit``).
 
 ``Sandbox(command=...)`` runs the kernel through a command of yours instead (a container
@@ -56,6 +56,7 @@ class Limits:
     file_size: int | None = 256 << 20  # bytes per file written
     open_files: int | None = 1024
     tmp_size: int = 1 << 30  # bytes of the private /tmp (a tmpfs: it counts as memory)
+    tmp_files: int = 100_000  # files and folders in the private /tmp (each costs kernel memory); root graders only
 
     def rlimits(self, cpu_seconds: float | None) -> dict[str, int | None]:
         return {"RLIMIT_AS": self.memory, "RLIMIT_NPROC": self.processes, "RLIMIT_FSIZE": self.file_size,
@@ -257,8 +258,8 @@ def bwrap_argv(io: Path, package: Path, hidden: list[Path], limits: Limits, cpu_
         inside = Path(SHARED_CACHE) / "features"
         args += [*_parents([inside], made), "--ro-bind", os.path.realpath(shared_cache), str(inside)]
     args += [*_parents([io], made), "--bind", str(io), str(io), "--chdir", f"{SANDBOX_TMP}/work"]
-    if uid is not None:
-        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    if uid is not None:  # the launcher caps /tmp's files (a remount), then drops to uid: every capability goes
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SYS_ADMIN"]
     return [*args, "--", *_launcher(limits, cpu_seconds, uid, io)]
 
 
@@ -289,7 +290,8 @@ def limits_prefix(limits: Limits, cpu_seconds: float | None) -> list[str]:
 
 
 def _launcher(limits: Limits, cpu_seconds: float | None, uid: int | None, io: Path) -> list[str]:
-    config = {"uid": uid, "connection_file": str(io / "kernel.json"), "sandboxed": True}
+    config = {"uid": uid, "connection_file": str(io / "kernel.json"), "sandboxed": True,
+              "tmp": {"path": SANDBOX_TMP, "size": limits.tmp_size, "files": limits.tmp_files}}
     launch = Path(__file__).with_name("_launch.py")
     return [*limits_prefix(limits, cpu_seconds), sys.executable, "-I", "-S", str(launch),
             json.dumps(config, separators=(",", ":")), "--", *_kernel_argv(str(io / "kernel.json"))]
