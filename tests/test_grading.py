@@ -436,3 +436,45 @@ def test_a_lesson_without_solution_or_tasks_still_writes_a_gradebook(tmp_path):
         rows = list(csv.DictReader(handle))
     assert [(r["status"], r["total"]) for r in rows] == [("invalid", "0")]
     assert "no graded tasks" in next((tmp_path / "book_feedback").glob("*.md")).read_text()
+
+
+def _template(tmp_path: Path, cells: list) -> Path:
+    nb = nbformat.v4.new_notebook(cells=cells)
+    path = tmp_path / "02_warm.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_the_feature_cache_is_warmed_once_from_the_template_before_the_batch(tmp_path):
+    """A sandbox reads the grader's cache but cannot write it; a cold one made the correct lesson-02
+    solution time out (4/6). The template's cells up to its last extraction run first, in the grader's
+    own kernel: its answer cells, its check cells and the cells after the extraction do not."""
+    from tlcourse.grading import warm_feature_cache
+    from tlcourse.utils import cache_dir
+
+    before, after = tmp_path / "before", tmp_path / "after"
+    answer = nbformat.v4.new_code_cell(f"open({str(tmp_path / 'answer')!r}, 'w')")
+    answer.metadata["tags"] = ["answer:02.split"]
+    cells = [
+        nbformat.v4.new_code_cell(f"import numpy as np\nimport tlcourse as tl\nopen({str(before)!r}, 'w')"),
+        answer,
+        nbformat.v4.new_code_cell('tl.check("02.split", split_features)'),
+        nbformat.v4.new_code_cell("images = np.random.default_rng(0).integers(0, 255, (2, 32, 32), dtype=np.uint8)\n"
+                                  "data = tl.ImageList(images, tl.preprocess(32))\n"
+                                  "data.fingerprint = 'two random images'\n"
+                                  "features = tl.extract_features(tl.load_backbone(), data, progress=False)"),
+        nbformat.v4.new_code_cell(f"open({str(after)!r}, 'w')"),
+    ]
+    entries = lambda: sorted((cache_dir() / "features").glob("*.pt"))  # noqa: E731
+    assert not entries()
+    outcomes = warm_feature_cache(_template(tmp_path, cells))
+    assert outcomes and {o.status for o in outcomes.values()} == {"ok"}, outcomes
+    assert len(entries()) == 1 and before.exists()
+    assert not after.exists() and not (tmp_path / "answer").exists()
+
+
+def test_a_template_that_extracts_nothing_starts_no_kernel(tmp_path):
+    from tlcourse.grading import warm_feature_cache
+
+    template = _template(tmp_path, [nbformat.v4.new_code_cell("import tlcourse as tl\nmodel = tl.load_backbone()")])
+    assert warm_feature_cache(template) is None

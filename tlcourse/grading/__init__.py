@@ -25,8 +25,10 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +41,10 @@ MAX_BYTES = 20_000_000  # a notebook larger than this is not a plausible submiss
 STATUSES = ("ok", "timeout", "error", "invalid")
 WARM_UP = "import tlcourse  # the grader imports the heavy libraries first, under a longer time limit"
 WARM_UP_TIMEOUT = 180.0
+#: The calls whose results the feature cache keeps; the template's cells up to the last one are run once
+#: per batch, before any submission, so that no submission spends its cell limit extracting features.
+EXTRACTING = re.compile(r"\b(extract_features|extract_views)\s*\(")
+CACHE_WARM_UP_TIMEOUT = 1800.0
 
 
 @dataclass
@@ -144,6 +150,40 @@ def template_for(lesson: str, exercises: Path) -> Path:
     if not matches:
         raise FileNotFoundError(f"No exercise notebook {exercises}/{lesson}_*.ipynb to grade lesson {lesson} against.")
     return matches[0]
+
+
+def warm_feature_cache(template: Path, timeout: float = CACHE_WARM_UP_TIMEOUT) -> dict | None:
+    """Fill the grader's feature cache with what the exercise ``template`` extracts, before any submission.
+
+    A sandboxed kernel reads the grader's cache but cannot write it, and a cold cache makes every
+    submission extract the features itself (a minute or more on a laptop CPU), past the cell
+    limit: the correct solution would lose its tasks. So the template's code cells up to the last
+    one that extracts features, without its answer and check cells, run once in a kernel of the
+    grader's own, with the grader's cache. The template is the instructor's file (``exercises/``,
+    kept identical to the generated one), never a student's. Returns the cells' outcomes, or
+    None when the template extracts nothing (lesson 01).
+    """
+    import nbformat
+
+    from .kernel import run_notebook
+    from ..tooling.exercises import answer_task, read_notebook
+
+    nb = read_notebook(template)
+    code = [c for c in nb.cells if c.cell_type == "code" and not answer_task(c) and not _is_check_cell(c.source)]
+    last = max((i for i, c in enumerate(code) if EXTRACTING.search(c.source)), default=None)
+    if last is None:
+        return None
+    nb.cells = [nbformat.v4.new_code_cell(c.source) for c in code[:last + 1]]
+    env = {**os.environ, "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
+    print(f"Filling the feature cache from {Path(template).name}'s set-up cells, once for the batch "
+          "(a few seconds when it is warm, a few minutes the first time)...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tlgrade-warm-") as tmp:
+        run = run_notebook(nb, cell_timeout=timeout, total_timeout=timeout, cwd=tmp, env=env)
+    failed = [f"cell {i + 1}: {o.status} {o.detail}".strip() for i, o in sorted(run.outcomes.items()) if o.status != "ok"]
+    print(f"... done in {time.monotonic() - started:.0f} s" + (f"; the template failed ({failed[0]}), so each "
+          "submission may extract features itself" if failed else ""), file=sys.stderr, flush=True)
+    return run.outcomes
 
 
 # ---------------------------------------------------------------- one submission
@@ -383,6 +423,8 @@ def grade(items: list[str | Path], settings: Settings, on_result: Callable[[Resu
             if on_result:
                 on_result(r)
         return results
+
+    warm_feature_cache(template_for(lesson, settings.exercises))
 
     def one(numbered: tuple[int, Path]) -> Result:
         result = grade_submission(numbered[1], lesson, settings, batch, numbered[0])
