@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .sandbox import RISKS, Limits, Sandbox, SandboxUnavailable  # noqa: F401  (part of the grading API)
+from .sandbox import RISKS, Limits, Sandbox, SandboxUnavailable, grader_feature_cache  # noqa: F401  (part of the grading API)
 
 MAX_BYTES = 20_000_000  # a notebook larger than this is not a plausible submission
 STATUSES = ("ok", "timeout", "error", "invalid")
@@ -184,6 +184,18 @@ def warm_feature_cache(template: Path, timeout: float = CACHE_WARM_UP_TIMEOUT) -
     print(f"... done in {time.monotonic() - started:.0f} s" + (f"; the template failed ({failed[0]}), so each "
           "submission may extract features itself" if failed else ""), file=sys.stderr, flush=True)
     return run.outcomes
+
+
+def _readable_to_sandboxes(folder: Path | None) -> None:
+    """Entries of the grader's feature cache that only their owner may read (tlcourse before 0644
+    entries) made readable, so that a sandboxed kernel's own user reads them instead of extracting."""
+    for entry in folder.glob("*.pt") if folder else []:
+        try:
+            mode = entry.stat().st_mode
+            if mode & 0o044 != 0o044:
+                os.chmod(entry, mode | 0o044)
+        except OSError:  # not ours: that kernel extracts the features itself
+            pass
 
 
 # ---------------------------------------------------------------- one submission
@@ -425,6 +437,8 @@ def grade(items: list[str | Path], settings: Settings, on_result: Callable[[Resu
         return results
 
     warm_feature_cache(template_for(lesson, settings.exercises))
+    if kind == "bwrap":
+        _readable_to_sandboxes(grader_feature_cache())
 
     def one(numbered: tuple[int, Path]) -> Result:
         result = grade_submission(numbered[1], lesson, settings, batch, numbered[0])
