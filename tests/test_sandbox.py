@@ -276,7 +276,8 @@ FRESH = {"01.head": ("01", "elpv_model"), "01.batchnorm": ("01", "freeze_body"),
          "03.augment": ("03", "augment"), "03.groups": ("03", "make_param_groups"),
          "03.moved": ("03", "relative_change"), "03.epoch": ("03", "train_one_epoch"),
          "05.stats": ("05", "pixel_stats"), "05.stages": ("05", "stage_probe"), "05.shift": ("05", "cross_type_accuracy"),
-         "04.choice": ("04", "choose_and_test"), "05.mmd": ("05", "mmd_squared")}
+         "04.subset": ("04", "pick_per_class"), "04.epochs": ("04", "epochs_needed"), "04.curve": ("04", "probe_curve"),
+         "04.summary": ("04", "mean_std_by_size"), "04.choice": ("04", "choose_and_test"), "05.mmd": ("05", "mmd_squared")}
 LABELS = ("case", "seed", "photo", "k")  # what names a case in a function task's evidence
 
 

@@ -3,9 +3,10 @@ data-efficiency loop for the linear probe judged on balanced accuracy, mean ± s
 a choice made on a validation split, never on the test split.
 
 Learner functions are called on inputs built here: ELPV's labels and split, and small synthetic
-data sets made from a fixed seed (the same on every machine). The hidden test of ``04.choice`` adds
-a data set drawn fresh for each grading run (:func:`checks.challenge`). Every judge compares with a
-reference computed here with the package's own helpers, never with a stored number.
+data sets made from a seed. The checks use fixed seeds (the same on every machine); every hidden
+test adds a case drawn fresh for each grading run (:func:`checks.challenge`): sizes, seeds, shapes
+and data that the learner cannot see before the test starts. Every judge compares with a reference
+computed here with the package's own helpers, never with a stored number.
 """
 from __future__ import annotations
 
@@ -50,11 +51,14 @@ def _synthetic_labels(n: int, classes: int, seed: int) -> tuple[np.ndarray, np.n
 # ---------------------------------------------------------------- 04.subset
 
 def _subset_cases(strict: bool) -> list[tuple[str, str, int, int]]:
-    """(case name, data, per_class, seed)."""
+    """(case name, data, per_class, seed); the hidden test adds a size and a seed drawn for this run."""
     cases = [("ELPV, 5 per class, seed 0", "elpv", 5, 0)]
     if strict:
+        fresh = fresh_random(40)
+        per_class, seed = fresh.randrange(3, 60), fresh.randrange(2, 2**31)
         cases += [("ELPV, 25 per class, seed 3", "elpv", 25, 3),
-                  ("3 synthetic classes, 7 per class, seed 11", "synthetic", 7, 11)]
+                  ("3 synthetic classes, 7 per class, seed 11", "synthetic", 7, 11),
+                  (f"ELPV, {per_class} per class, seed {seed} (drawn for this run)", "elpv", per_class, seed)]
     return cases
 
 
@@ -136,10 +140,13 @@ register(Task("04.subset", "A small training set, n cells per class", points=1, 
 # ---------------------------------------------------------------- 04.epochs
 
 def _epochs_cases(strict: bool) -> list[tuple[int, int, int, int]]:
-    """(n_train, batch_size, min_steps, max_epochs)."""
+    """(n_train, batch_size, min_steps, max_epochs); the hidden test adds three drawn for this run."""
     cases = [(10, 32, 80, 20), (200, 32, 80, 20), (1968, 32, 80, 20)]
     if strict:
         cases += [(50, 32, 30, 10), (64, 32, 30, 10), (100, 16, 30, 10), (5, 4, 7, 3), (1000, 32, 30, 10), (33, 32, 40, 100)]
+        fresh = fresh_random(41)
+        cases += [(fresh.randrange(1, 3000), fresh.choice((4, 8, 16, 32, 64)), fresh.randrange(5, 300),
+                   fresh.randrange(1, 60)) for _ in range(3)]
     return cases
 
 
@@ -217,10 +224,15 @@ register(Task("04.epochs", "Epochs sized to the data", points=1, answer="epochs_
 # ---------------------------------------------------------------- 04.curve
 
 def _curve_cases(strict: bool) -> list[tuple[str, int, list[int], list[int], bool]]:
-    """(case name, data seed, sizes, seeds, features as a torch tensor)."""
+    """(case name, data seed, sizes, seeds, features as a torch tensor); the hidden test adds data,
+    sizes and seeds drawn for this run."""
     cases = [("synthetic features A, sizes [5, 10], seeds [0, 1]", 0, [5, 10], [0, 1], False)]
     if strict:
-        cases += [("synthetic features B, sizes [3, 20, 8], seeds [2, 7, 4]", 1, [3, 20, 8], [2, 7, 4], True)]
+        fresh = fresh_random(42)
+        sizes, seeds = fresh.sample(range(3, 31), 2), fresh.sample(range(100), 2)
+        cases += [("synthetic features B, sizes [3, 20, 8], seeds [2, 7, 4]", 1, [3, 20, 8], [2, 7, 4], True),
+                  (f"synthetic features drawn for this run, sizes {sizes}, seeds {seeds}",
+                   fresh.randrange(2, 2**31), sizes, seeds, fresh.random() < 0.5)]
     return cases
 
 
@@ -344,11 +356,15 @@ register(Task("04.curve", "The data-efficiency loop for the linear probe", point
 # ---------------------------------------------------------------- 04.summary
 
 def _summary_cases(strict: bool) -> list[tuple[str, int, list, list[int]]]:
-    """(case name, data seed, sizes, seeds)."""
+    """(case name, data seed, sizes, seeds); the hidden test adds rows, sizes and seeds drawn for this run."""
     cases = [("sizes [5, 10, None], seeds [0, 1, 2]", 0, [5, 10, None], [0, 1, 2])]
     if strict:
+        fresh = fresh_random(43)
+        sizes = fresh.sample([2, 3, 5, 10, 20, 25, 50, 100, None], fresh.randrange(2, 5))
+        seeds = fresh.sample(range(100), fresh.randrange(2, 5))
         cases += [("sizes [50, 3, None, 25], seeds [4, 9, 1, 7]", 1, [50, 3, None, 25], [4, 9, 1, 7]),
-                  ("sizes [10], seeds [0, 1]", 2, [10], [0, 1])]
+                  ("sizes [10], seeds [0, 1]", 2, [10], [0, 1]),
+                  (f"rows drawn for this run, sizes {sizes}, seeds {seeds}", fresh.randrange(3, 2**31), sizes, seeds)]
     return cases
 
 
