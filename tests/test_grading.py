@@ -445,13 +445,14 @@ def _template(tmp_path: Path, cells: list) -> Path:
     return path
 
 
-def test_the_feature_cache_is_warmed_once_from_the_template_before_the_batch(tmp_path):
+def test_the_feature_cache_is_warmed_once_from_the_template_before_the_batch(tmp_path, monkeypatch):
     """A sandbox reads the grader's cache but cannot write it; a cold one made the correct lesson-02
     solution time out (4/6). The template's cells up to its last extraction run first, in the grader's
     own kernel: its answer cells, its check cells and the cells after the extraction do not."""
     from tlcourse.grading import warm_feature_cache
     from tlcourse.utils import cache_dir
 
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path / "cache"))  # empty: other tests share the session's cache
     before, after = tmp_path / "before", tmp_path / "after"
     answer = nbformat.v4.new_code_cell(f"open({str(tmp_path / 'answer')!r}, 'w')")
     answer.metadata["tags"] = ["answer:02.split"]
