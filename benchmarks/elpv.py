@@ -362,7 +362,8 @@ def main(argv=None) -> dict:
                           "shape": [len(ctx.maps), *ctx.maps[0].shape] if ctx.maps else [],
                           "seconds": timer.seconds, "from_cache": tl.cache_size() == cache_before,
                           "peak_memory_mb": memory.peak_mb}
-    print(f"{ctx.cut} maps, {len(map_turns)} quarter turns: {timer.seconds:6.1f} s", flush=True)
+    if ctx.maps:
+        print(f"{ctx.cut} maps, {len(map_turns)} quarter turns at {map_size} px: {timer.seconds:6.1f} s", flush=True)
     ctx.views["final"] = [views[0]["features"].numpy()]
     ctx.views["multi"] = [tl.stack_layers(views[0]).numpy()]
     ctx.views["rotations"] = [tl.stack_layers(v).numpy() for v in views]

@@ -28,7 +28,6 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -167,6 +166,7 @@ def warm_feature_cache(template: Path, timeout: float = CACHE_WARM_UP_TIMEOUT) -
 
     from .kernel import run_notebook
     from ..tooling.exercises import answer_task, read_notebook
+    from ..utils import Timer
 
     nb = read_notebook(template)
     code = [c for c in nb.cells if c.cell_type == "code" and not answer_task(c) and not _is_check_cell(c.source)]
@@ -177,11 +177,10 @@ def warm_feature_cache(template: Path, timeout: float = CACHE_WARM_UP_TIMEOUT) -
     env = {**os.environ, "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
     print(f"Filling the feature cache from {Path(template).name}'s set-up cells, once for the batch "
           "(a few seconds when it is warm, a few minutes the first time)...", file=sys.stderr, flush=True)
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="tlgrade-warm-") as tmp:
+    with Timer() as timer, tempfile.TemporaryDirectory(prefix="tlgrade-warm-") as tmp:
         run = run_notebook(nb, cell_timeout=timeout, total_timeout=timeout, cwd=tmp, env=env)
     failed = [f"cell {i + 1}: {o.status} {o.detail}".strip() for i, o in sorted(run.outcomes.items()) if o.status != "ok"]
-    print(f"... done in {time.monotonic() - started:.0f} s" + (f"; the template failed ({failed[0]}), so each "
+    print(f"... done in {timer.seconds:.0f} s" + (f"; the template failed ({failed[0]}), so each "
           "submission may extract features itself" if failed else ""), file=sys.stderr, flush=True)
     return run.outcomes
 
