@@ -202,7 +202,8 @@ def small_cnn(ctx, seed, train, test):
 
 def fine_tune_top(ctx, seed, train, test):
     """The stages above ``ctx.cut`` plus a new head, fine-tuned on cached maps of the four quarter
-    turns of every cell (one random view per cell and step), predictions averaged over the four.
+    turns of every cell (eight poses with ``--mirrors``; one random view per cell and step),
+    predictions averaged over the views.
     ``ctx.levers`` holds the options of the third round (pooling, weight averaging, a warm start)."""
     tl.seed_everything(seed)  # the new head's initial weights
     _, top = tl.split_at(ctx.backbone, ctx.cut)
@@ -288,6 +289,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2; 0 1 with --quick)")
     parser.add_argument("--size", type=int, default=160, help="backbone input size in px")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--unit-seconds", type=float, default=None, metavar="S",
+                        help="reuse a CPU unit measured in this sitting (an earlier run's first line) instead of "
+                             "measuring it again: for a series of --validation runs")
     levers = parser.add_argument_group("levers of the recipe (choose them with --validation)")
     levers.add_argument("--validation", action="store_true",
                         help="score each seed on the validation part of the training cells, never the test cells "
@@ -301,6 +305,9 @@ def main(argv=None) -> dict:
     levers.add_argument("--average-last", type=int, default=0, metavar="K",
                         help="average the weights of the last K epochs (SWA)")
     levers.add_argument("--head-from-probe", action="store_true", help="start the head from a fitted probe (LP-FT)")
+    levers.add_argument("--mirrors", action="store_true",
+                        help="cache the maps of the mirror images' four turns too: the top trains and predicts on "
+                             "all eight poses of a cell (8-view test-time augmentation)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -317,15 +324,16 @@ def main(argv=None) -> dict:
     machine = machine_description()
 
     # ---- the yardstick first: one CPU unit on this machine, in this sitting
-    unit_batches = 2 if args.quick else UNIT_BATCHES
+    unit_batches = 0 if args.unit_seconds else 2 if args.quick else UNIT_BATCHES
     with tl.Timer() as timer:
-        unit = cpu_unit_seconds(batches=unit_batches)
-    cpu_unit = {"seconds": unit, "measured_batches": unit_batches, "estimated": unit_batches != UNIT_BATCHES,
-                "measuring_seconds": timer.seconds, "threads": UNIT_THREADS,
+        unit = args.unit_seconds or cpu_unit_seconds(batches=unit_batches)
+    cpu_unit = {"seconds": unit, "measured_batches": unit_batches, "estimated": unit_batches not in (0, UNIT_BATCHES),
+                "given": bool(args.unit_seconds), "measuring_seconds": timer.seconds, "threads": UNIT_THREADS,
                 "load_average": load_average()}
+    how = ("given with --unit-seconds, not measured by this run" if cpu_unit["given"] else
+           f"estimated from {unit_batches} batches" if cpu_unit["estimated"] else "")
     print(f"CPU unit: {unit:.1f} s (EfficientNet-Lite0 forward, {UNIT_BATCHES} x {UNIT_BATCH_SIZE} images at "
-          f"{UNIT_SIZE} px, {UNIT_THREADS} threads{f'; estimated from {unit_batches} batches' if cpu_unit['estimated'] else ''})",
-          flush=True)
+          f"{UNIT_SIZE} px, {UNIT_THREADS} threads{'; ' + how if how else ''})", flush=True)
 
     ds = tl.load_elpv()
     cells, train_cells, test_cells = select_cells(args.quick)
@@ -355,15 +363,18 @@ def main(argv=None) -> dict:
     map_turns = MAP_TURNS[:2] if args.quick else MAP_TURNS
     cache_before = tl.cache_size()
     with tl.Timer() as timer, PeakMemory() as memory:
+        map_mirrors = (False, True) if args.mirrors else (False,)
         ctx.maps = [] if "fine_tune_top" not in chosen else tl.extract_views(
             backbone, size=map_size, turns=map_turns, layer=ctx.cut, pool=False, dataset=subset_factory(cells),
-            progress=not args.quick)
+            progress=not args.quick, mirrors=map_mirrors)
     extraction["maps"] = {"stage": ctx.cut, "size": map_size, "quarter_turns": list(map_turns) if ctx.maps else [],
+                          "mirrors": list(map_mirrors) if ctx.maps else [],
                           "shape": [len(ctx.maps), *ctx.maps[0].shape] if ctx.maps else [],
                           "seconds": timer.seconds, "from_cache": tl.cache_size() == cache_before,
                           "peak_memory_mb": memory.peak_mb}
     if ctx.maps:
-        print(f"{ctx.cut} maps, {len(map_turns)} quarter turns at {map_size} px: {timer.seconds:6.1f} s", flush=True)
+        print(f"{ctx.cut} maps, {len(map_turns)} quarter turns{' of the cells and their mirror images' if args.mirrors else ''} "
+              f"at {map_size} px: {timer.seconds:6.1f} s", flush=True)
     ctx.views["final"] = [views[0]["features"].numpy()]
     ctx.views["multi"] = [tl.stack_layers(views[0]).numpy()]
     ctx.views["rotations"] = [tl.stack_layers(v).numpy() for v in views]
@@ -414,7 +425,8 @@ def main(argv=None) -> dict:
     results["protocol"] = {"split_seed": 0, "train": len(train_cells), "test": len(test_cells), "quick": args.quick,
                            "scored_on": "validation parts of the training cells" if args.validation else "test split",
                            "target": "probability > 0.5", "index": "position in elpv_dataset.utils.load_dataset() order"}
-    results["levers"] = {"backbone": args.backbone, "size": size, "map_size": map_size, **ctx.levers}
+    results["levers"] = {"backbone": args.backbone, "size": size, "map_size": map_size, "mirrors": args.mirrors,
+                         **ctx.levers}
     results["cpu_unit"] = cpu_unit
     results["budget_units"] = BUDGET_UNITS
     results["wall_seconds_total"] = time.perf_counter() - started  # the unit's own measurement included
@@ -471,7 +483,9 @@ def write_report(path: Path, results: dict, table: str) -> None:
         f"{results['extraction']['size']} px): " + ", ".join(
             f"{90 * v['quarter_turns']}°: {v['seconds']:.0f} s{' (cache hit)' if v['from_cache'] else ' (computed)'}"
             for v in results["extraction"]["views"]) + "; "
-        f"{results['extraction']['maps']['stage']} maps of {len(results['extraction']['maps']['quarter_turns'])} quarter turns: "
+        f"{results['extraction']['maps']['stage']} maps of {len(results['extraction']['maps']['quarter_turns'])} quarter turns"
+        f"{' and their mirror images' if len(results['extraction']['maps'].get('mirrors', [])) > 1 else ''} at "
+        f"{results['extraction']['maps']['size']} px: "
         f"{results['extraction']['maps']['seconds']:.0f} s{' (cache hit)' if results['extraction']['maps']['from_cache'] else ' (computed)'}.",
         "",
         table,

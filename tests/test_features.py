@@ -169,6 +169,19 @@ def test_unpooled_views_are_the_maps_of_each_turned_image():
     torch.testing.assert_close(maps[1], expected, atol=1e-5, rtol=1e-5)
 
 
+def test_mirrors_add_the_turns_of_the_mirror_image_after_the_plain_ones():
+    model = _tiny_model()
+    maps = tl.extract_views(model, size=12, turns=(0, 1), layer="stem", pool=False, progress=False, dataset=_Images,
+                            mirrors=(False, True))
+    x = torch.stack([img for img, _ in _Images(tl.preprocess(12))])
+    assert len(maps) == 4
+    with torch.no_grad():
+        for k, (mirror, turns) in enumerate([(False, 0), (False, 1), (True, 0), (True, 1)]):
+            image = x.flip(-1) if mirror else x
+            expected = model.parts["stem"](torch.rot90(image, turns, dims=(-2, -1)))
+            torch.testing.assert_close(maps[k], expected, atol=1e-5, rtol=1e-5)
+
+
 def test_the_unturned_view_shares_its_cache_entry_with_extract_features(monkeypatch):
     model = _tiny_model()
     plain = tl.extract_features(model, _Images(tl.preprocess(12)), progress=False)

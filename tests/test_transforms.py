@@ -47,9 +47,16 @@ def test_preprocess_with_turns_equals_rot90_of_preprocess(turns):
     assert torch.equal(tl.preprocess(16, turns=turns)(image), expected)
 
 
+@pytest.mark.parametrize("turns", [0, 1, 3])
+def test_a_mirrored_view_is_the_left_right_flip_then_the_turn(turns):
+    image = _image()
+    expected = torch.rot90(tl.preprocess(16)(image).flip(-1), turns, dims=(-2, -1))
+    assert torch.equal(tl.preprocess(16, turns=turns, mirror=True)(image), expected)
+
+
 def test_each_view_gets_its_own_cache_key_and_no_turn_shares_the_lessons_cache():
-    reprs = {repr(tl.preprocess(32, turns=k)) for k in range(4)}
-    assert len(reprs) == 4
+    reprs = {repr(tl.preprocess(32, turns=k, mirror=m)) for k in range(4) for m in (False, True)}
+    assert len(reprs) == 8
     assert repr(tl.preprocess(32, turns=0)) == repr(tl.preprocess(32)) == repr(tl.preprocess(32, turns=4))
 
 

@@ -168,6 +168,7 @@ def extract_views(
     pool: bool = True,
     dataset: Callable = load_elpv,
     progress: bool = True,
+    mirrors: Sequence[bool] = (False,),
 ) -> list:
     """Features of every image under each number of quarter ``turns``: one entry per view.
 
@@ -175,9 +176,11 @@ def extract_views(
     turns=k)``. The backbone runs on the *turned image*, so every view is a true view of the
     cell (turning an activation map would not be). Each view costs one pass, cached like any
     other features; ``turns=0`` shares its entry with ``extract_features`` on ``preprocess(size)``.
+    ``mirrors=(False, True)`` adds each turn of the left-right mirror image, after the plain
+    ones: with the four turns, all eight poses of a square.
     """
-    return [extract_features(model, dataset(transform=preprocess(size, turns=k)), layer=layer, pool=pool,
-                             progress=progress) for k in turns]
+    return [extract_features(model, dataset(transform=preprocess(size, turns=k, mirror=m)), layer=layer, pool=pool,
+                             progress=progress) for m in mirrors for k in turns]
 
 
 def stack_layers(features: dict[str, torch.Tensor], layers: Sequence[str] | None = None) -> torch.Tensor:

@@ -21,14 +21,15 @@ MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 
 
-def preprocess(size: int = 224, augment: bool = False, turns: int = 0,
+def preprocess(size: int = 224, augment: bool = False, turns: int = 0, mirror: bool = False,
                mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> v2.Compose:
     """The backbone's input pipeline: resize to ``size``, grey to 3 channels, scale, normalise.
 
     * ``augment=True`` puts each image in a random pose (flips and quarter turns), every time
       it is read: augmentation for training on images (lesson 03).
     * ``turns=k`` turns every image by ``k`` quarter turns, always the same: one *view* of the
-      data whose features can be cached (the benchmark's recipe caches four).
+      data whose features can be cached (the benchmark's recipe caches four). ``mirror=True``
+      flips it left to right first: with the four turns, the eight poses of a square.
     * ``mean`` and ``std`` default to the statistics the weights were trained with; lesson 05
       tries the data set's own.
 
@@ -41,6 +42,8 @@ def preprocess(size: int = 224, augment: bool = False, turns: int = 0,
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean, std),
     ]
+    if mirror:
+        steps.append(Mirror())
     if turns % 4:
         steps.append(QuarterTurn(turns))
     if augment:
@@ -60,6 +63,16 @@ class QuarterTurn(nn.Module):
 
     def __repr__(self) -> str:
         return f"QuarterTurn(turns={self.turns})"
+
+
+class Mirror(nn.Module):
+    """Flip an image (or a batch) left to right; always the same (a fixed view, unlike augmentation)."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image.flip(-1)
+
+    def __repr__(self) -> str:
+        return "Mirror()"
 
 
 def random_dihedral(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
