@@ -41,18 +41,17 @@ from tlcourse.data import elpv_strata
 
 HERE = Path(__file__).resolve().parent
 
-#: ``fine_tune_top`` trains every stage after this one (and a new head) on its cached maps.
-#: Chosen, with the epochs and the settings, on validation splits of the training cells (see RESULTS.md).
-FINE_TUNE_CUT = "stage5"
-FINE_TUNE_EPOCHS = 6
-#: The recipe: ``tl.fine_tune_top`` (lesson 03's function) with these settings. BatchNorm adapts (the cells
-#: are not ImageNet photos); label smoothing because a third of the "defective" labels come from raters who
-#: disagreed; a one-cycle schedule with a short warm-up.
-FINE_TUNE = dict(head_lr=1e-2, body_lr=1e-3, batchnorm="train", schedule="onecycle", warmup=0.2,
-                 label_smoothing=0.1, weight_decay=1e-2, batch_size=64)
+#: ``fine_tune_top`` trains every stage after this one (and a new head) on its cached maps, with the library's
+#: recipe (``tl.finetune.BENCHMARK_RECIPE``): the cut, the epochs, the maps' size and the settings were chosen on
+#: validation splits of the training cells (RESULTS.md). BatchNorm adapts (the cells are not ImageNet photos);
+#: label smoothing because a third of the "defective" labels come from raters who disagreed; a one-cycle
+#: schedule with a short warm-up.
+RECIPE = tl.finetune.BENCHMARK_RECIPE
+FINE_TUNE_CUT, FINE_TUNE_EPOCHS, FINE_TUNE_MAP_SIZE = RECIPE["cut"], RECIPE["epochs"], RECIPE["map_size"]
+FINE_TUNE = RECIPE["settings"]
 #: The views the probes train on: the cell as it is and turned by a quarter turn (a quarter turn changes
 #: the features most; half turns and flips much less), and the views of the fine-tuned top: all four turns.
-PROBE_TURNS, MAP_TURNS = (0, 1), (0, 1, 2, 3)
+PROBE_TURNS, MAP_TURNS = (0, 1), tuple(RECIPE["turns"])
 #: The stages whose pooled outputs the multi-stage probe concatenates.
 PROBE_LAYERS = ("stage3", "stage4", "stage5", "stage6", "stage7", "features")
 #: The whole benchmark's time budget, in CPU units (issue 16: about 30 minutes on a 2-core AMD EPYC).
@@ -299,7 +298,8 @@ def main(argv=None) -> dict:
     levers.add_argument("--strategies", nargs="+", choices=STRATEGY_NAMES, default=None, metavar="NAME",
                         help=f"run only these strategies ({', '.join(STRATEGY_NAMES)})")
     levers.add_argument("--backbone", default=tl.models.DEFAULT_BACKBONE, choices=list(tl.models.BUNDLED_BACKBONES))
-    levers.add_argument("--map-size", type=int, default=None, help="input size of the fine-tuned top's maps (default --size)")
+    levers.add_argument("--map-size", type=int, default=FINE_TUNE_MAP_SIZE,
+                        help=f"input size of the fine-tuned top's maps (default {FINE_TUNE_MAP_SIZE}, the recipe's)")
     levers.add_argument("--pooling", default="avg", choices=("avg", "avgmax", "gem"),
                         help="the fine-tuned head's pooling (tl.fine_tune_top's pooling)")
     levers.add_argument("--average-last", type=int, default=0, metavar="K",
@@ -317,7 +317,7 @@ def main(argv=None) -> dict:
     report = args.report if args.report is not None else (None if args.quick or args.validation else HERE / "RESULTS.md")
     if args.validation and args.report is not None:
         parser.error("--validation scores the validation parts, not the protocol's test split: it writes no report")
-    map_size = 64 if args.quick else (args.map_size or args.size)
+    map_size = 64 if args.quick else args.map_size
     chosen = args.strategies or STRATEGY_NAMES
     command = "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:]))
     started = time.perf_counter()

@@ -163,3 +163,13 @@ def test_margin_over_seeds_calls_a_gain_only_when_it_exceeds_the_noise_across_se
     assert noisy["margin"] > 0 and noisy["verdict"] == "is within the noise of"
     assert margin_over_seeds([0.82, 0.825, 0.83], reference=0.845)["verdict"] == "loses to"
     assert margin_over_seeds([0.95], reference=0.845)["verdict"] == "is within the noise of"  # one seed: no noise estimate
+
+
+def test_the_benchmark_recipe_is_fine_tune_top_with_settings_it_takes():
+    import inspect
+
+    recipe = tl.finetune.BENCHMARK_RECIPE
+    parameters = inspect.signature(tl.fine_tune_top).parameters
+    assert set(recipe["settings"]) <= set(parameters) - {"top", "activations", "labels", "train_idx", "epochs"}
+    assert recipe["cut"] in tl.models.stage_names(tl.load_backbone())
+    assert recipe["epochs"] >= 1 and recipe["map_size"] >= 32 and set(recipe["turns"]) <= {0, 1, 2, 3}

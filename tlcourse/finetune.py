@@ -4,7 +4,7 @@ Cut the backbone with ``tl.split_at``: the frozen ``bottom`` runs once over the 
 activations are cached (``tl.extract_features(..., layer=cut, pool=False)``); the ``top`` is
 trained on them, many times faster than on images. :func:`fine_tune_top` is that training,
 with every choice lesson 03 discusses as an argument; the benchmark's recipe is the same
-function with other settings (``benchmarks/elpv.py``). Two options, off by default, are
+function with other settings (:data:`BENCHMARK_RECIPE`, used by ``benchmarks/elpv.py``). Two options, off by default, are
 levers of the benchmark's third round: a head that pools with the maximum too, for defects that
 fill a small part of the cell (``pooling``, :func:`replace_pooling`), and weights averaged over
 the last epochs (``average_last``).
@@ -21,6 +21,17 @@ from .freezing import set_batchnorm
 from .models import head, stage_names, stages
 from .train import History, evaluate_loss, fit, make_schedule, param_groups, tensor_loader
 from .utils import channels_last_on_cpu, seed_everything
+
+
+#: The course benchmark's recipe (``benchmarks/elpv.py``; each choice made on validation splits of the
+#: training cells, ``benchmarks/RESULTS.md``): :func:`fine_tune_top` with ``settings`` for ``epochs``
+#: epochs, on the cached maps after ``cut`` of the ``turns`` quarter turns of every cell at
+#: ``map_size`` px, the head starting from random weights. Lesson 03 runs a CPU-sized version.
+BENCHMARK_RECIPE = {
+    "cut": "stage5", "epochs": 6, "turns": (0, 1, 2, 3), "map_size": 224,
+    "settings": dict(head_lr=1e-2, body_lr=1e-3, batchnorm="train", schedule="onecycle", warmup=0.2,
+                     label_smoothing=0.1, weight_decay=1e-2, batch_size=64),
+}
 
 
 def fine_tune_top(
