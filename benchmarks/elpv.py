@@ -317,6 +317,8 @@ def main(argv=None) -> dict:
     report = args.report if args.report is not None else (None if args.quick or args.validation else HERE / "RESULTS.md")
     if args.validation and args.report is not None:
         parser.error("--validation scores the validation parts, not the protocol's test split: it writes no report")
+    if args.unit_seconds and report is not None:
+        parser.error("--unit-seconds is for a series of --validation runs: a run that writes the report measures its own unit")
     map_size = 64 if args.quick else args.map_size
     chosen = args.strategies or STRATEGY_NAMES
     command = "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:]))

@@ -112,6 +112,14 @@ def test_budget_verdict_says_when_a_run_is_over_the_budget():
     assert "OVER" in elpv.budget_verdict(901, 20) and "OVER" not in elpv.budget_verdict(10, 20)
 
 
+def test_a_given_unit_is_refused_where_the_run_writes_the_report(tmp_path, capsys):
+    elpv = _load("elpv")
+    with pytest.raises(SystemExit):
+        elpv.main(["--unit-seconds", "40", "--out", str(tmp_path / "r.json"), "--report", str(tmp_path / "R.md")])
+    assert "--unit-seconds is for a series of --validation runs" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
 @pytest.mark.slow
 def test_predictions_csv_names_test_cells_in_load_dataset_order(quick_run):
     results, predictions = quick_run.results, quick_run.predictions
